@@ -1,0 +1,53 @@
+"""Shared fixtures: the codec implementations and the reference material in ../shared."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "reference"
+SD_DATALOG = REFERENCE / "sd-datalog"
+NO_EXTENSIONS = os.environ.get("XCOMLOG_NO_EXTENSIONS", "") not in ("", "0")
+
+CODEC_PARAMS = [pytest.param("py", id="py")]
+if not NO_EXTENSIONS:
+    CODEC_PARAMS.insert(0, pytest.param("c", id="c", marks=pytest.mark.c_extension))
+
+
+def load_codec(name: str):
+    """Import one codec implementation by name; a missing compiled module is a failure."""
+    if name == "py":
+        return importlib.import_module("xcomlog._codec_py")
+    try:
+        module = importlib.import_module("xcomlog._codec")
+    except ImportError as exc:  # never silently test Python only
+        pytest.fail(f"the compiled codec xcomlog._codec is not built: {exc}")
+    assert module.IMPLEMENTATION == "c"
+    return module
+
+
+@pytest.fixture(params=CODEC_PARAMS)
+def codec(request):
+    """Each codec test runs against the compiled and the pure-Python implementation."""
+    return load_codec(request.param)
+
+
+@pytest.fixture
+def reference_dir() -> Path:
+    """The official specification folder; tests that need it skip when it is absent."""
+    if not REFERENCE.is_dir():
+        pytest.skip("../shared/reference is not present")
+    return REFERENCE
+
+
+@pytest.fixture
+def sd_datalog_dir() -> Path:
+    """The real SD-card datalog samples; tests that need them skip when absent."""
+    if not SD_DATALOG.is_dir():
+        pytest.skip("../shared/reference/sd-datalog is not present")
+    return SD_DATALOG

@@ -1,0 +1,62 @@
+"""The ``xcomlog`` command line: one entry point, one module per command in ``commands/``.
+
+Each module of ``xcomlog.commands`` defines ``register(subparsers)``, which adds its
+sub-command(s) and sets ``func`` to a callable taking the parsed arguments and returning
+an exit code. Modules keep heavy imports inside their functions so start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from . import __version__, commands
+from .exceptions import XcomError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every command module registered."""
+    parser = argparse.ArgumentParser(
+        prog="xcomlog",
+        description="Read, write and log Studer-Innotec installations over the Xcom protocol.",
+    )
+    parser.add_argument("--version", action="version", version=f"xcomlog {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except XcomError as exc:
+        print(f"xcomlog {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

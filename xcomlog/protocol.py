@@ -1,0 +1,403 @@
+"""Xcom protocol constants: the one place where numbers from the specification live.
+
+Everything here comes from the "Xtender serial protocol" specification V1.6.32
+(sections 3 and 4). Both codec implementations, the simulator and the client import
+these names; no other module defines a protocol number.
+"""
+
+from __future__ import annotations
+
+import enum
+
+# --- Frame layout (section 3.3) -------------------------------------------------------
+START_BYTE = 0xAA
+HEADER_SIZE = 14  # start byte, frame flags, src, dst, data length, header checksum
+CHECKSUM_SIZE = 2
+FRAME_OVERHEAD = HEADER_SIZE + CHECKSUM_SIZE
+SERVICE_HEADER_SIZE = 10  # service flags, service id, object type, object id, property id
+#: Smallest frame_data any service carries (service header with no property data).
+MIN_DATA_LENGTH = SERVICE_HEADER_SIZE
+#: Largest frame_data in the specification: the screen object response (section 6.2.5).
+#: Multi-info responses reach 8 + 76 * 7 + 10 = 550 bytes, file blocks 512 + 10.
+MAX_DATA_LENGTH = 1034
+
+# --- RS-232 (section 3.1) ---------------------------------------------------------------
+DEFAULT_BAUDRATE = 38400
+FAST_BAUDRATE = 115200
+BITS_PER_BYTE_8E1 = 11  # start + 8 data + parity + stop
+#: The specification's response delay: "can be up to 2 seconds" (section 3.7).
+RESPONSE_TIMEOUT_S = 2.0
+#: "a periodic increase of the response delay every 60 seconds" (section 3.7).
+DATALOGGER_PERIOD_S = 60.0
+
+# --- Multi infos (section 4.9) ----------------------------------------------------------
+MULTI_INFO_MAX_ITEMS = 76
+MULTI_INFO_OBJECT_ID = 0x00000001
+MULTI_INFO_REQUEST_ITEM_SIZE = 3  # uint16 info id, uint8 aggregation
+MULTI_INFO_RESPONSE_ITEM_SIZE = 7  # uint16 info id, uint8 aggregation, float32 value
+MULTI_INFO_RESPONSE_HEADER_SIZE = 8  # uint32 flags, uint32 posix time
+
+# --- Message objects (section 4.6.6) ----------------------------------------------------
+MESSAGE_DATA_SIZE = 18  # total (int32), type (uint16), source (int32), time (int32), value
+
+# --- File transfer (section 4.8) --------------------------------------------------------
+FILE_BLOCK_SIZE = 512
+FILE_OBJECT_DIRECTORY = 0x00000001
+FILE_OBJECT_FILE = 0x00000002
+
+# --- Custom datalog field (section 4.7) -------------------------------------------------
+CUSTOM_DATALOG_FIELD_MAX = 250
+
+# --- GUID (section 6.1) -----------------------------------------------------------------
+GUID_SIZE = 16
+
+#: Text encoding of STRING values (section 4.2.3).
+STRING_ENCODING = "iso8859_15"
+
+
+class FrameFlag(enum.IntFlag):
+    """Bits of a frame's ``frame_flags`` byte (section 3.3)."""
+
+    MESSAGE_PENDING = 0x01
+    RESTARTED = 0x02
+    SD_CARD_PRESENT = 0x04
+    SD_CARD_FULL = 0x08
+    NEW_DATALOG_FILE = 0x10
+    DATALOGGER_SUPPORTED = 0x20
+
+
+class ServiceFlag(enum.IntFlag):
+    """Bits of the ``service_flags`` byte (section 4.1)."""
+
+    ERROR = 0x01
+    RESPONSE = 0x02
+
+
+class Service(enum.IntEnum):
+    """``service_id`` values (section 4.1)."""
+
+    READ = 0x01
+    WRITE = 0x02
+
+
+class ObjectType(enum.IntEnum):
+    """``object_type`` values (sections 4.4-4.9 and 6)."""
+
+    USER_INFO = 0x0001
+    PARAMETER = 0x0002
+    MESSAGE = 0x0003
+    GUID = 0x0004
+    CUSTOM_DATALOG_FIELD = 0x0005
+    MULTI_INFO = 0x000A
+    SCREEN = 0x0100
+    DATALOG_TRANSFER = 0x0101
+
+
+class Property(enum.IntEnum):
+    """``property_id`` values (sections 4.4.1, 4.5.1, 4.8)."""
+
+    NONE = 0x0000
+    VALUE = 0x0001
+    VALUE_QSP = 0x0005
+    MIN_QSP = 0x0006
+    MAX_QSP = 0x0007
+    LEVEL_QSP = 0x0008
+    UNSAVED_VALUE_QSP = 0x000D
+    SD_START = 0x0021
+    SD_DATABLOCK = 0x0022
+    SD_ACK_CONTINUE = 0x0023
+    SD_NACK_RETRY = 0x0024
+    SD_ABORT = 0x0025
+    SD_FINISH = 0x0026
+
+
+class AccessLevel(enum.IntEnum):
+    """Values of a parameter's ``level_qsp`` property (section 4.5.2)."""
+
+    VIEW_ONLY = 0x0000
+    BASIC = 0x0010
+    EXPERT = 0x0020
+    INSTALLER = 0x0030
+    QSP = 0x0040
+
+
+class Format(enum.IntEnum):
+    """Property data formats (section 4.2.3); the value is a stable code, not a wire number."""
+
+    BOOL = 1
+    FORMAT = 2
+    SHORT_ENUM = 3
+    ERROR = 4
+    INT32 = 5
+    FLOAT = 6
+    STRING = 7
+    DYNAMIC = 8
+    BYTE_STREAM = 9
+    LONG_ENUM = 10
+
+
+#: Size in bytes of each fixed-size format; STRING, BYTE_STREAM and DYNAMIC vary.
+FORMAT_SIZES: dict[Format, int] = {
+    Format.BOOL: 1,
+    Format.FORMAT: 2,
+    Format.SHORT_ENUM: 2,
+    Format.ERROR: 2,
+    Format.INT32: 4,
+    Format.FLOAT: 4,
+    Format.LONG_ENUM: 4,
+}
+
+
+class ErrorCode(enum.IntEnum):
+    """Error codes of type ERROR (section 4.3)."""
+
+    INVALID_FRAME = 0x0001
+    DEVICE_NOT_FOUND = 0x0002
+    RESPONSE_TIMEOUT = 0x0003
+    SERVICE_NOT_SUPPORTED = 0x0011
+    INVALID_SERVICE_ARGUMENT = 0x0012
+    SCOM_ERROR_GATEWAY_BUSY = 0x0013
+    TYPE_NOT_SUPPORTED = 0x0021
+    OBJECT_ID_NOT_FOUND = 0x0022
+    PROPERTY_NOT_SUPPORTED = 0x0023
+    INVALID_DATA_LENGTH = 0x0024
+    PROPERTY_IS_READ_ONLY = 0x0025
+    INVALID_DATA = 0x0026
+    DATA_TOO_SMALL = 0x0027
+    DATA_TOO_BIG = 0x0028
+    WRITE_PROPERTY_FAILED = 0x0029
+    READ_PROPERTY_FAILED = 0x002A
+    ACCESS_DENIED = 0x002B
+    SCOM_ERROR_OBJECT_NOT_SUPPORTED = 0x002C
+    SCOM_ERROR_MULTICAST_READ_NOT_SUPPORTED = 0x002D
+    OBJECT_PROPERTY_INVALID = 0x002E
+    FILE_OR_DIR_NOT_PRESENT = 0x002F
+    FILE_CORRUPTED = 0x0030
+    INVALID_SHELL_ARG = 0x0081
+
+
+#: The meaning column of the specification's error table (section 4.3).
+ERROR_MEANINGS: dict[int, str] = {
+    ErrorCode.INVALID_FRAME: "malformed frame",
+    ErrorCode.DEVICE_NOT_FOUND: "wrong dst_addr field",
+    ErrorCode.RESPONSE_TIMEOUT: "no response of the server",
+    ErrorCode.SERVICE_NOT_SUPPORTED: "wrong service_id field",
+    ErrorCode.INVALID_SERVICE_ARGUMENT: "wrong service_data",
+    ErrorCode.SCOM_ERROR_GATEWAY_BUSY: "gateway (for example XCOM-232i) busy",
+    ErrorCode.TYPE_NOT_SUPPORTED: "the object_type requested doesn't exist",
+    ErrorCode.OBJECT_ID_NOT_FOUND: "no object with this object_id was found",
+    ErrorCode.PROPERTY_NOT_SUPPORTED: "the property identified by property_id doesn't exist",
+    ErrorCode.INVALID_DATA_LENGTH: "the field property_data has an invalid number of bytes",
+    ErrorCode.PROPERTY_IS_READ_ONLY: "a writing to this property is not allowed",
+    ErrorCode.INVALID_DATA: "this value is impossible for this property",
+    ErrorCode.DATA_TOO_SMALL: "the value is below the minimum limit",
+    ErrorCode.DATA_TOO_BIG: "the value is above the maximum limit",
+    ErrorCode.WRITE_PROPERTY_FAILED: "writing is possible, but failed",
+    ErrorCode.READ_PROPERTY_FAILED: "reading is possible, but failed",
+    ErrorCode.ACCESS_DENIED: "insufficient user access",
+    ErrorCode.SCOM_ERROR_OBJECT_NOT_SUPPORTED: (
+        "this object id, though existent, is not supported by the current implementation "
+        "of the gateway"
+    ),
+    ErrorCode.SCOM_ERROR_MULTICAST_READ_NOT_SUPPORTED: (
+        "read operation is not supported when used on multicast addresses"
+    ),
+    ErrorCode.OBJECT_PROPERTY_INVALID: "during a file transfer, the use of this property was unexpected",
+    ErrorCode.FILE_OR_DIR_NOT_PRESENT: "attempt to download a file not present on the SD card",
+    ErrorCode.FILE_CORRUPTED: "a read error occurred during the download of a file",
+    ErrorCode.INVALID_SHELL_ARG: "the command line tool used received the wrong arguments",
+}
+
+
+def error_name(code: int) -> str:
+    """The specification's name of an error code, or ``UNKNOWN_ERROR_0x....``."""
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return f"UNKNOWN_ERROR_0x{code:04X}"
+
+
+def error_meaning(code: int) -> str:
+    """The specification's meaning of an error code (empty for unknown codes)."""
+    return ERROR_MEANINGS.get(code, "")
+
+
+class Aggregation(enum.IntEnum):
+    """Multi-info aggregation types (section 4.9.1); 0x01-0x0F address device 1-15."""
+
+    MASTER = 0x00
+    AVERAGE = 0xFD
+    SUM = 0xFE
+
+
+AGGREGATION_DEVICE_MIN = 0x01
+AGGREGATION_DEVICE_MAX = 0x0F
+
+
+class MultiInfoFlag(enum.IntFlag):
+    """Bits of the 32-bit flags word of a multi-info response (section 4.9.2)."""
+
+    XCOM_GSM = 0x010
+    XT_PRESENT = 0x020
+    BSP_PRESENT = 0x040
+    VT_PRESENT = 0x080
+    VS_PRESENT = 0x100
+
+
+MULTI_INFO_SERVICE_VERSION_MASK = 0x0F
+
+
+class ScreenButton(enum.IntEnum):
+    """Object ids of the screen object (section 6.2.1)."""
+
+    NONE = 0x00
+    DOWN = 0x10
+    ESC = 0x20
+    SET = 0x40
+    UP = 0x80
+
+
+# --- Addresses (sections 3.5 and 3.6) ---------------------------------------------------
+ADDRESS_DTE = 1  # the source address the specification's examples use for the PC
+ADDRESS_BROADCAST = 0
+ADDRESS_XT_MULTICAST = 100
+ADDRESS_XT_FIRST, ADDRESS_XT_LAST = 101, 109
+ADDRESS_PHASE_L1, ADDRESS_PHASE_L2, ADDRESS_PHASE_L3 = 191, 192, 193
+ADDRESS_VT_MULTICAST = 300
+ADDRESS_VT_FIRST, ADDRESS_VT_LAST = 301, 315
+ADDRESS_GATEWAY = 501  # the Xcom-232i the DTE talks to
+ADDRESS_BSP_MULTICAST = 600
+ADDRESS_BSP = 601
+ADDRESS_VS_MULTICAST = 700
+ADDRESS_VS_FIRST, ADDRESS_VS_LAST = 701, 715
+
+MULTICAST_ADDRESSES = frozenset(
+    {ADDRESS_XT_MULTICAST, ADDRESS_VT_MULTICAST, ADDRESS_BSP_MULTICAST, ADDRESS_VS_MULTICAST}
+)
+PHASE_ADDRESSES = (ADDRESS_PHASE_L1, ADDRESS_PHASE_L2, ADDRESS_PHASE_L3)
+
+
+def _indexed(first: int, last: int, n: int, what: str) -> int:
+    count = last - first + 1
+    if not 1 <= n <= count:
+        raise ValueError(f"{what} index must be 1..{count}, got {n}")
+    return first + n - 1
+
+
+def xt(n: int) -> int:
+    """Address of Xtender ``n`` (1-9)."""
+    return _indexed(ADDRESS_XT_FIRST, ADDRESS_XT_LAST, n, "Xtender")
+
+
+def vt(n: int) -> int:
+    """Address of VarioTrack ``n`` (1-15)."""
+    return _indexed(ADDRESS_VT_FIRST, ADDRESS_VT_LAST, n, "VarioTrack")
+
+
+def vs(n: int) -> int:
+    """Address of VarioString ``n`` (1-15)."""
+    return _indexed(ADDRESS_VS_FIRST, ADDRESS_VS_LAST, n, "VarioString")
+
+
+def phase(n: int) -> int:
+    """Virtual address of all Xtenders on phase ``n`` (1-3 for L1-L3)."""
+    return _indexed(ADDRESS_PHASE_L1, ADDRESS_PHASE_L3, n, "phase")
+
+
+def is_multicast(address: int) -> bool:
+    """True for the per-family multicast addresses (100, 300, 600, 700)."""
+    return address in MULTICAST_ADDRESSES
+
+
+def is_phase(address: int) -> bool:
+    """True for the phase addresses 191-193."""
+    return ADDRESS_PHASE_L1 <= address <= ADDRESS_PHASE_L3
+
+
+class Family(str, enum.Enum):
+    """Device families of the appendix; the value is the short name used in data files."""
+
+    XTENDER = "xt"
+    VARIOTRACK = "vt"
+    VARIOSTRING = "vs"
+    BSP = "bsp"
+    XCOM_CAN_BMS = "bms"  # answers at the BSP addresses
+    RCC = "rcc"  # RCC / Xcom-232i parameters, read at the gateway address
+
+
+#: Per family: (multicast address or None, first unicast address, last unicast address).
+FAMILY_ADDRESSES: dict[Family, tuple[int | None, int, int]] = {
+    Family.XTENDER: (ADDRESS_XT_MULTICAST, ADDRESS_XT_FIRST, ADDRESS_XT_LAST),
+    Family.VARIOTRACK: (ADDRESS_VT_MULTICAST, ADDRESS_VT_FIRST, ADDRESS_VT_LAST),
+    Family.VARIOSTRING: (ADDRESS_VS_MULTICAST, ADDRESS_VS_FIRST, ADDRESS_VS_LAST),
+    Family.BSP: (ADDRESS_BSP_MULTICAST, ADDRESS_BSP, ADDRESS_BSP),
+    Family.XCOM_CAN_BMS: (ADDRESS_BSP_MULTICAST, ADDRESS_BSP, ADDRESS_BSP),
+    Family.RCC: (None, ADDRESS_GATEWAY, ADDRESS_GATEWAY),
+}
+
+
+def family_of_address(address: int) -> Family | None:
+    """The family a unicast, multicast or phase address belongs to (BSP for 600/601)."""
+    if is_phase(address):
+        return Family.XTENDER
+    for family, (multicast, first, last) in FAMILY_ADDRESSES.items():
+        if address == multicast or first <= address <= last:
+            return family
+    return None
+
+
+def device_index(address: int) -> int:
+    """1-based index of a unicast device within its family (Xtender 103 -> 3)."""
+    family = family_of_address(address)
+    if family is None or is_phase(address) or is_multicast(address):
+        raise ValueError(f"address {address} is not a single device")
+    return address - FAMILY_ADDRESSES[family][1] + 1
+
+
+_DEVICE_ALIASES = {
+    "gateway": ADDRESS_GATEWAY,
+    "xcom": ADDRESS_GATEWAY,
+    "rcc": ADDRESS_GATEWAY,
+    "bsp": ADDRESS_BSP,
+    "bms": ADDRESS_BSP,
+    "xt": ADDRESS_XT_MULTICAST,
+    "vt": ADDRESS_VT_MULTICAST,
+    "vs": ADDRESS_VS_MULTICAST,
+    "l1": ADDRESS_PHASE_L1,
+    "l2": ADDRESS_PHASE_L2,
+    "l3": ADDRESS_PHASE_L3,
+}
+
+
+def parse_device(text: str | int) -> int:
+    """Turn ``"xt1"``, ``"vs2"``, ``"bsp"``, ``"l2"``, ``"gateway"`` or ``"101"`` into an address."""
+    if isinstance(text, int):
+        return text
+    word = text.strip().lower()
+    if word.isdigit():
+        return int(word)
+    if word in _DEVICE_ALIASES:
+        return _DEVICE_ALIASES[word]
+    for prefix, to_address in (("xt", xt), ("vt", vt), ("vs", vs)):
+        if word.startswith(prefix) and word[len(prefix) :].isdigit():
+            return to_address(int(word[len(prefix) :]))
+    raise ValueError(
+        f"unknown device {text!r}: use an address (101), xt1-xt9, vt1-vt15, vs1-vs15, "
+        "bsp, l1-l3, xt/vt/vs (multicast) or gateway"
+    )
+
+
+def device_name(address: int) -> str:
+    """Short readable name of an address: 101 -> ``xt1``, 601 -> ``bsp``, 191 -> ``l1``."""
+    if is_phase(address):
+        return f"l{address - ADDRESS_PHASE_L1 + 1}"
+    if address == ADDRESS_GATEWAY:
+        return "gateway"
+    if address in (ADDRESS_BSP, ADDRESS_BSP_MULTICAST):
+        return "bsp"
+    family = family_of_address(address)
+    if family is None:
+        return str(address)
+    if is_multicast(address):
+        return family.value
+    return f"{family.value}{device_index(address)}"
