@@ -70,3 +70,7 @@ class ValidationError(XcomError, ValueError):
 
 class CatalogError(XcomError, LookupError):
     """A datapoint is unknown to the catalog or its number is ambiguous."""
+
+
+class StorageError(XcomError, OSError):
+    """The dataset cannot be written (disk full, folder not writable, journal locked)."""
