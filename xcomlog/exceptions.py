@@ -74,3 +74,7 @@ class CatalogError(XcomError, LookupError):
 
 class StorageError(XcomError, OSError):
     """The dataset cannot be written (disk full, folder not writable, journal locked)."""
+
+
+class ConfigError(XcomError, ValueError):
+    """A configuration file or option is wrong; the message names the file and the key."""
