@@ -17,15 +17,22 @@ file copied out of the dataset still describes itself.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
+import logging
 import os
 import re
+import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .exceptions import StorageError, ValidationError
 
 TIME_TYPE = pa.timestamp("ms", tz="UTC")
 
@@ -331,3 +338,710 @@ def write_labels(
     labels = {} if replace else read_labels(root, site)
     labels.update(normalize_labels(rows))
     return write_parquet_atomic(labels_table(labels), datapoints_path(root, site))
+
+
+# --- The crash-safe writer --------------------------------------------------------------
+
+log = logging.getLogger("xcomlog.dataset")
+
+_MS_PER_DAY = 86_400_000
+_EPOCH = dt.date(1970, 1, 1)
+SEGMENT_SUFFIX = ".arrows"
+LOCK_FILE = ".lock"
+
+#: Parquet choices for the values table, picked by benchmarks/storage_bench.py: rows sorted
+#: by (address, number, time) make runs of one series; dictionary + RLE for address, number
+#: and value (most series repeat a few values), delta encoding for the time column, zstd.
+VALUES_WRITE_OPTIONS: dict = {
+    "compression": "zstd",
+    "compression_level": 9,
+    "use_dictionary": ["address", "number", "value"],
+    "column_encoding": {"time": "DELTA_BINARY_PACKED"},
+}
+#: The sort order of the values table's rows inside each file.
+VALUES_SORT = [("address", "ascending"), ("number", "ascending"), ("time", "ascending")]
+
+#: Names a row dict may use for each column (the writer's contract uses ``*_ms``).
+_ROW_ALIASES = {"time_ms": "time", "logged_ms": "logged"}
+
+
+def day_of_ms(time_ms: int) -> dt.date:
+    """The UTC date of a POSIX time in milliseconds."""
+    return _EPOCH + dt.timedelta(days=int(time_ms) // _MS_PER_DAY)
+
+
+def _table_write_options(table: str) -> dict:
+    if table == "values":
+        return dict(VALUES_WRITE_OPTIONS)
+    return {"compression": "zstd", "compression_level": 9, "use_dictionary": True}
+
+
+def read_segment(path: str | os.PathLike) -> tuple[pa.Table | None, int]:
+    """Read a journal segment up to its last complete batch.
+
+    Returns the table (None when not even the schema survived) and how many trailing
+    bytes were unreadable (a batch cut by a crash).
+    """
+    data = Path(path).read_bytes()
+    if not data:
+        return None, 0
+    source = pa.BufferReader(data)
+    try:
+        reader = pa.ipc.open_stream(source)
+    except (pa.ArrowException, OSError, ValueError):
+        return None, len(data)
+    batches = []
+    good = source.tell()
+    while True:
+        try:
+            batch = reader.read_next_batch()
+            batch.validate(full=True)
+        except StopIteration:
+            break
+        except (pa.ArrowException, OSError, ValueError):
+            break
+        batches.append(batch)
+        good = source.tell()
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    return table, len(data) - good if good < len(data) else 0
+
+
+def _part_name(segment: Path) -> str:
+    """Deterministic Parquet name of a segment, so compacting it twice replaces one file."""
+    return f"live-{segment.name[: -len(SEGMENT_SUFFIX)]}.parquet"
+
+
+def _sort_table(table_name: str, table: pa.Table) -> pa.Table:
+    if table_name == "values":
+        return table.sort_by(VALUES_SORT)
+    return table.sort_by([("time", "ascending")])
+
+
+def compact_segment(
+    root: Path,
+    table_name: str,
+    site: str,
+    day: dt.date,
+    segment: Path,
+    labels: Mapping[tuple[int, int], Label] | None = None,
+) -> tuple[int, Path | None]:
+    """Turn one journal segment into a sorted Parquet file in the dataset, then delete it.
+
+    Idempotent: a crash between the rename and the delete only means the same file is
+    written again on recovery. Returns (rows, parquet path or None when it held no rows).
+    """
+    table, dropped = read_segment(segment)
+    if dropped > 8:  # more than an end-of-stream marker: a batch cut by a crash
+        log.warning(
+            "journal %s: %d trailing bytes of an incomplete batch dropped", segment, dropped
+        )
+    out = None
+    rows = 0
+    if table is not None and table.num_rows:
+        rows = table.num_rows
+        table = _sort_table(table_name, table.cast(SCHEMAS[table_name]))
+        meta = {META_SITE: site, META_TABLE: table_name}
+        from . import __version__
+
+        meta[META_VERSION] = __version__
+        if labels and table_name in ("values", "parameters"):
+            pairs = set(
+                zip(
+                    table.column("address").to_numpy().tolist(),
+                    table.column("number").to_numpy().tolist(),
+                    strict=True,
+                )
+            )
+            present = [labels[p] for p in sorted(pairs) if p in labels]
+            if present:
+                meta[META_DATAPOINTS] = labels_metadata(present)
+        out = partition_dir(root, table_name, site, day) / _part_name(segment)
+        write_parquet_atomic(table, out, metadata=meta, **_table_write_options(table_name))
+    segment.unlink()
+    fsync_dir(segment.parent)
+    for folder in (segment.parent, segment.parent.parent):  # empty date= and site= folders
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+    return rows, out
+
+
+def _parse_segment_path(root: Path, segment: Path) -> tuple[str, str, dt.date] | None:
+    try:
+        rel = segment.relative_to(root / JOURNAL_DIR)
+        table_name, site_part, date_part = rel.parts[:3]
+        if table_name not in SCHEMAS or len(rel.parts) != 4:
+            return None
+        site = site_part.split("=", 1)[1] if site_part.startswith("site=") else None
+        day = dt.date.fromisoformat(date_part.split("=", 1)[1])
+        if site is None or not date_part.startswith("date="):
+            return None
+        return table_name, check_site(site), day
+    except (ValueError, IndexError):
+        return None
+
+
+class _JournalLock:
+    """An exclusive lock on OUT/_journal so two writers never share (or recover) a journal."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / JOURNAL_DIR / LOCK_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory lock
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self.fd)
+            self.fd = -1
+            raise StorageError(
+                f"the dataset {root} is already being written by another xcomlog process "
+                f"(lock {self.path} is held); use another output folder or stop that process"
+            ) from exc
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = -1
+
+
+def _storage_error(exc: BaseException, root: Path, what: str) -> StorageError:
+    if isinstance(exc, StorageError):
+        return exc
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        reason = "disk full (no space left on device)"
+    where = getattr(exc, "filename", None) or root
+    err = StorageError(
+        f"cannot {what} in the dataset {root}: {reason} [{where}]. Logging stopped; rows "
+        "already journalled are safe and will be recovered on the next start"
+    )
+    if isinstance(exc, OSError):
+        err.errno = exc.errno
+    return err
+
+
+def _recover(root: Path, site_labels: Mapping[str, Mapping] | None = None) -> dict:
+    """Compact every journal segment under root; returns {(table, site): rows}."""
+    journal = root / JOURNAL_DIR
+    recovered: dict[tuple[str, str], int] = {}
+    if not journal.is_dir():
+        return recovered
+    label_cache: dict[str, Mapping] = dict(site_labels or {})
+    for segment in sorted(journal.rglob(f"*{SEGMENT_SUFFIX}")):
+        key = _parse_segment_path(root, segment)
+        if key is None:
+            log.warning("ignoring unexpected file in the journal: %s", segment)
+            continue
+        table_name, site, day = key
+        if site not in label_cache:
+            try:
+                label_cache[site] = read_labels(root, site)
+            except (OSError, pa.ArrowException):
+                label_cache[site] = {}
+        rows, out = compact_segment(root, table_name, site, day, segment, label_cache[site])
+        if rows:
+            log.info("recovered %d %s rows of site %s into %s", rows, table_name, site, out)
+            recovered[(table_name, site)] = recovered.get((table_name, site), 0) + rows
+    return recovered
+
+
+class _Segment:
+    """One open journal segment: an Arrow IPC stream appended and fsynced at each flush."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "xb")  # noqa: SIM115 - closed by close()
+        try:
+            self.writer = pa.ipc.new_stream(self.file, schema)
+        except BaseException:
+            self.file.close()
+            raise
+        fsync_dir(path.parent)
+        self.opened_wall = time.time()
+        self.rows = 0
+        self.dirty = False
+        self.closed = False
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.writer.write_batch(batch)
+        self.rows += batch.num_rows
+        self.dirty = True
+
+    def sync(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.dirty = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.writer.close()
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        finally:
+            self.file.close()
+
+
+def _as_column(name: str, data, dtype, n: int | None) -> np.ndarray:
+    """A 1-D numpy column of ``dtype``; scalars are broadcast; out-of-range ints refused."""
+    arr = np.asarray(data)
+    if arr.ndim == 0 and n is not None:
+        arr = np.full(n, arr.item())
+    if arr.ndim != 1:
+        raise ValidationError(f"append_values: {name} must be a 1-D array, got shape {arr.shape}")
+    if arr.dtype == dtype:
+        return arr
+    if np.issubdtype(arr.dtype, np.datetime64) and name == "time_ms":
+        return arr.astype("datetime64[ms]").astype(np.int64)
+    if np.issubdtype(dtype, np.integer):
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)):
+                if np.any(arr != np.floor(arr)):
+                    raise ValidationError(f"append_values: {name} must hold integers")
+            else:
+                raise ValidationError(
+                    f"append_values: {name} must hold integers, got dtype {arr.dtype}"
+                )
+        info = np.iinfo(dtype)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            raise ValidationError(
+                f"append_values: {name} out of range for {np.dtype(dtype).name} "
+                f"({arr.min()}..{arr.max()})"
+            )
+    try:
+        return arr.astype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"append_values: {name}: {exc}") from exc
+
+
+class DatasetWriter:
+    """Buffers rows in memory, journals them to Arrow IPC segments every ``flush_interval``
+    (appended and fsynced) and compacts the journal into sorted zstd Parquet files at
+    each rotation (wall-clock aligned ``rotate_interval``), at UTC day change and on close.
+
+    ``append_*`` never touches the disk: a background thread does the I/O, so a slow disk
+    never delays the caller. After a crash at most the last ``flush_interval`` of rows is
+    lost; the next writer (or ``DatasetWriter.recover``) turns the journal into Parquet.
+    When the disk fails (full, unwritable) the writer stops, ``error`` holds a
+    ``StorageError`` and every later ``append_*``/``flush`` raises it.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        flush_interval: float = 10.0,
+        rotate_interval: float = 3600.0,
+        *,
+        max_buffer_rows: int = 2_000_000,
+        on_flush: Callable[[dict], None] | None = None,
+    ) -> None:
+        if not flush_interval > 0:
+            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
+        if not rotate_interval > 0:
+            raise ValueError(f"rotate_interval must be > 0 seconds, got {rotate_interval!r}")
+        self.root = Path(out_dir)
+        self.flush_interval = float(flush_interval)
+        self.rotate_interval = float(rotate_interval)
+        self.max_buffer_rows = int(max_buffer_rows)
+        self.on_flush = on_flush
+        self.error: BaseException | None = None
+        self._closed = False
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._lock = _JournalLock(self.root)
+        except OSError as exc:
+            raise _storage_error(exc, self.root, "create the output folder") from exc
+        self._labels: dict[str, dict[tuple[int, int], Label]] = {}
+        self._buf_lock = threading.Lock()
+        self._io_lock = threading.RLock()
+        self._buffers: dict[tuple[str, str], list] = {}
+        self._buffered_rows = 0
+        self._segments: dict[tuple[str, str, dt.date], _Segment] = {}
+        self._latest_day: dict[tuple[str, str], dt.date] = {}
+        self._stats = {
+            "rows_appended": 0,
+            "rows_journalled": 0,
+            "rows_compacted": 0,
+            "rows_recovered": 0,
+            "flushes": 0,
+            "files": 0,
+            "bytes": 0,
+            "journal_bytes": 0,
+            "last_flush": None,
+        }
+        try:
+            recovered = _recover(self.root)
+        except BaseException as exc:
+            self._lock.release()
+            if isinstance(exc, OSError):
+                raise _storage_error(exc, self.root, "recover the journal") from exc
+            raise
+        now_ms = int(time.time() * 1000)
+        for (table_name, site), rows in recovered.items():
+            self._stats["rows_recovered"] += rows
+            self.append_events(
+                site,
+                [
+                    {
+                        "time_ms": now_ms,
+                        "kind": "recovered",
+                        "detail": f"{rows} {table_name} rows recovered from the journal "
+                        "after an unclean stop",
+                    }
+                ],
+            )
+        self.recovered = recovered
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="xcomlog-writer", daemon=True)
+        self._thread.start()
+
+    # -- public API ----------------------------------------------------------------------
+
+    @classmethod
+    def recover(cls, out_dir: str | os.PathLike) -> dict:
+        """Compact whatever a crashed writer left in ``OUT/_journal`` into Parquet.
+
+        Returns {(table, site): rows recovered}. Raises StorageError if a writer is live.
+        """
+        root = Path(out_dir)
+        if not (root / JOURNAL_DIR).is_dir():
+            return {}
+        lock = _JournalLock(root)
+        try:
+            return _recover(root)
+        except OSError as exc:
+            raise _storage_error(exc, root, "recover the journal") from exc
+        finally:
+            lock.release()
+
+    def describe(self, site: str, labels: Iterable) -> None:
+        """Record names, units and families of datapoints: ``(address, number, name, unit,
+        family)`` tuples. Written at once to OUT/datapoints/site=S/ and into the metadata of
+        every Parquet file holding those numbers."""
+        check_site(site)
+        try:
+            new = normalize_labels(labels)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValidationError(f"describe: {exc}") from exc
+        self._check()
+        with self._io_lock:
+            current = self._labels.setdefault(site, {})
+            if not current:
+                try:
+                    current.update(read_labels(self.root, site))
+                except (OSError, pa.ArrowException):
+                    pass
+            current.update(new)
+            try:
+                write_labels(self.root, site, current.values(), replace=True)
+            except OSError as exc:
+                raise _storage_error(exc, self.root, "write the datapoint labels") from exc
+
+    def append_values(self, site: str, time_ms, address, number, value) -> None:
+        """Queue values: numpy columns (int64 ms UTC, uint16, uint16, float32) of one length;
+        scalars are broadcast (one time or address per frame). Never blocks on the disk."""
+        self._check()
+        check_site(site)
+        lengths = [np.ndim(x) and len(x) for x in (time_ms, address, number, value)]
+        n = max(lengths) if any(lengths) else 1
+        cols = (
+            _as_column("time_ms", time_ms, np.int64, n),
+            _as_column("address", address, np.uint16, n),
+            _as_column("number", number, np.uint16, n),
+            _as_column("value", value, np.float32, n),
+        )
+        if any(len(c) != n for c in cols):
+            raise ValidationError(
+                "append_values: columns differ in length "
+                f"(time {len(cols[0])}, address {len(cols[1])}, number {len(cols[2])}, "
+                f"value {len(cols[3])})"
+            )
+        if n == 0:
+            return
+        self._queue("values", site, cols, n)
+
+    def append_events(self, site: str, rows: Iterable[Mapping]) -> None:
+        """Queue events: dicts {time_ms, kind, address, number, detail}."""
+        self._append_rows("events", site, rows)
+
+    def append_messages(self, site: str, rows: Iterable[Mapping]) -> None:
+        """Queue messages: {time_ms, logged_ms, address, number, text, severity, total}."""
+        self._append_rows("messages", site, rows)
+
+    def append_parameters(self, site: str, rows: Iterable[Mapping]) -> None:
+        """Queue parameter values: {time_ms, address, number, value, text}."""
+        self._append_rows("parameters", site, rows)
+
+    def append_devices(self, site: str, rows: Iterable[Mapping]) -> None:
+        """Queue device rows: {time_ms, address, family, device, model, firmware, serial}."""
+        self._append_rows("devices", site, rows)
+
+    def flush(self) -> None:
+        """Journal everything buffered now and fsync it (blocks until it is on disk)."""
+        self._check()
+        with self._io_lock:
+            self._check()
+            try:
+                self._flush_locked()
+            except BaseException as exc:
+                self._fail(exc)
+        self._check()
+
+    def close(self) -> None:
+        """Final flush, compact every journal segment into Parquet and release the folder.
+
+        Raises the writer's error if it stopped on one (the journal is then left for
+        recovery by the next writer)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        with self._io_lock:
+            try:
+                if self.error is None:
+                    try:
+                        self._flush_locked()
+                        for key in list(self._segments):
+                            self._compact_locked(key)
+                    except BaseException as exc:
+                        self._fail(exc)
+            finally:
+                for seg in self._segments.values():
+                    try:
+                        seg.close()
+                    except OSError:
+                        pass
+                self._segments.clear()
+                self._lock.release()
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def stats(self) -> dict:
+        """Counters: rows appended, journalled, compacted, recovered; files and bytes of
+        Parquet written; bytes journalled; flushes; rows still buffered."""
+        with self._buf_lock:
+            out = dict(self._stats)
+            out["rows_buffered"] = self._buffered_rows
+        return out
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.close()
+        except StorageError:
+            if exc is None:
+                raise
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+        if self._closed:
+            raise StorageError(f"the dataset writer for {self.root} is closed")
+
+    def _append_rows(self, table_name: str, site: str, rows: Iterable[Mapping]) -> None:
+        self._check()
+        check_site(site)
+        schema = SCHEMAS[table_name]
+        names = set(schema.names)
+        columns: dict[str, list] = {name: [] for name in schema.names}
+        count = 0
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise ValidationError(f"append_{table_name}: row {i} is not a dict: {row!r}")
+            seen = set()
+            for key, val in row.items():
+                col = _ROW_ALIASES.get(key, key)
+                if col not in names:
+                    raise ValidationError(
+                        f"append_{table_name}: unknown field {key!r} in row {i}; "
+                        f"fields are {', '.join(schema.names)}"
+                    )
+                columns[col].append(val)
+                seen.add(col)
+            for name in names - seen:
+                columns[name].append(None)
+            count += 1
+        if not count:
+            return
+        arrays = []
+        for field in schema:
+            try:
+                arr = pa.array(columns[field.name], type=field.type)
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+                raise ValidationError(f"append_{table_name}: field {field.name!r}: {exc}") from exc
+            if not field.nullable and arr.null_count:
+                raise ValidationError(f"append_{table_name}: field {field.name!r} is required")
+            arrays.append(arr)
+        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+        self._queue(table_name, site, batch, count)
+
+    def _queue(self, table_name: str, site: str, item, n: int) -> None:
+        with self._buf_lock:
+            self._buffers.setdefault((table_name, site), []).append(item)
+            self._buffered_rows += n
+            self._stats["rows_appended"] += n
+            full = self._buffered_rows >= self.max_buffer_rows
+        if full:
+            self._wake.set()
+
+    def _run(self) -> None:
+        next_flush = time.monotonic() + self.flush_interval
+        while not self._stop.is_set():
+            self._wake.wait(max(0.0, next_flush - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            now = time.monotonic()
+            if now < next_flush and self._buffered_rows < self.max_buffer_rows:
+                continue
+            next_flush = now + self.flush_interval
+            with self._io_lock:
+                if self.error is not None:
+                    break
+                try:
+                    self._flush_locked()
+                except BaseException as exc:  # the writer stops; append/flush re-raise
+                    self._fail(exc)
+                    break
+
+    def _fail(self, exc: BaseException) -> None:
+        err = _storage_error(exc, self.root, "write") if isinstance(exc, OSError) else exc
+        if self.error is None:
+            self.error = err
+            log.error("%s", err)
+
+    def _take_buffers(self) -> dict:
+        with self._buf_lock:
+            taken, self._buffers = self._buffers, {}
+            self._buffered_rows = 0
+        return taken
+
+    def _batches_by_day(self, table_name: str, items: list) -> list[tuple[dt.date, pa.RecordBatch]]:
+        if table_name == "values":
+            t = np.concatenate([c[0] for c in items])
+            cols = [t] + [np.concatenate([c[k] for c in items]) for k in (1, 2, 3)]
+            days = t // _MS_PER_DAY
+            d0, d1 = days.min(), days.max()
+            schema = VALUES_SCHEMA
+            if d0 == d1:
+                parts = [(int(d0), None)]
+            else:
+                parts = [(int(d), days == d) for d in np.unique(days)]
+            out = []
+            for d, mask in parts:
+                sel = cols if mask is None else [c[mask] for c in cols]
+                arrays = [
+                    pa.array(sel[0], pa.int64()).cast(TIME_TYPE),
+                    pa.array(sel[1], pa.uint16()),
+                    pa.array(sel[2], pa.uint16()),
+                    pa.array(sel[3], pa.float32()),
+                ]
+                out.append(
+                    (
+                        _EPOCH + dt.timedelta(days=d),
+                        pa.RecordBatch.from_arrays(arrays, schema=schema),
+                    )
+                )
+            return out
+        table = pa.Table.from_batches(items).combine_chunks()
+        t = table.column("time").cast(pa.int64()).to_numpy()
+        days = t // _MS_PER_DAY
+        out = []
+        for d in np.unique(days):
+            sub = table.filter(pa.array(days == d)) if days.min() != days.max() else table
+            for batch in sub.to_batches():
+                out.append((_EPOCH + dt.timedelta(days=int(d)), batch))
+        return out
+
+    def _flush_locked(self) -> None:
+        taken = self._take_buffers()
+        written: list[_Segment] = []
+        rows = 0
+        pending = taken
+        try:
+            for (table_name, site), items in list(pending.items()):
+                for day, batch in self._batches_by_day(table_name, items):
+                    key = (table_name, site, day)
+                    seg = self._segments.get(key)
+                    if seg is None:
+                        seg = self._segments[key] = self._open_segment(key)
+                    seg.write(batch)
+                    rows += batch.num_rows
+                    if seg not in written:
+                        written.append(seg)
+                    latest = self._latest_day.get((table_name, site))
+                    if latest is None or day > latest:
+                        self._latest_day[(table_name, site)] = day
+                del pending[(table_name, site)]
+            for seg in written:
+                seg.sync()
+        except BaseException:
+            # Keep what was not journalled in memory (for stats); the writer stops.
+            with self._buf_lock:
+                for key, items in pending.items():
+                    self._buffers.setdefault(key, [])[:0] = items
+            raise
+        journal_bytes = sum(seg.file.tell() for seg in self._segments.values())
+        with self._buf_lock:
+            self._stats["rows_journalled"] += rows
+            self._stats["flushes"] += 1
+            self._stats["journal_bytes"] = journal_bytes
+            self._stats["last_flush"] = time.time()
+        self._rotate_locked(set(map(id, written)))
+        if self.on_flush is not None:
+            try:
+                self.on_flush(self.stats)
+            except Exception:  # a status callback must never stop the writer
+                log.exception("on_flush callback failed")
+
+    def _open_segment(self, key: tuple[str, str, dt.date]) -> _Segment:
+        table_name, site, day = key
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        name = f"{stamp}-{uuid.uuid4().hex[:8]}{SEGMENT_SUFFIX}"
+        folder = self.root / JOURNAL_DIR / table_name / f"site={site}" / f"date={day.isoformat()}"
+        return _Segment(folder / name, SCHEMAS[table_name])
+
+    def _rotate_locked(self, written_now: set[int]) -> None:
+        now = time.time()
+        slot = now // self.rotate_interval
+        for key, seg in list(self._segments.items()):
+            table_name, site, day = key
+            old_day = day < self._latest_day.get((table_name, site), day)
+            if seg.opened_wall // self.rotate_interval != slot or (
+                old_day and id(seg) not in written_now
+            ):
+                self._compact_locked(key)
+
+    def _compact_locked(self, key: tuple[str, str, dt.date]) -> None:
+        seg = self._segments.pop(key)
+        seg.close()
+        table_name, site, day = key
+        rows, out = compact_segment(
+            self.root, table_name, site, day, seg.path, self._labels.get(site)
+        )
+        if out is not None:
+            size = out.stat().st_size
+            with self._buf_lock:
+                self._stats["rows_compacted"] += rows
+                self._stats["files"] += 1
+                self._stats["bytes"] += size
