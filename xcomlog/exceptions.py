@@ -78,3 +78,7 @@ class StorageError(XcomError, OSError):
 
 class ConfigError(XcomError, ValueError):
     """A configuration file or option is wrong; the message names the file and the key."""
+
+
+class DatalogError(XcomError, ValueError):
+    """An SD-card datalog file cannot be read (not a datalog, header cut or unreadable)."""
