@@ -401,3 +401,16 @@ def device_name(address: int) -> str:
     if is_multicast(address):
         return family.value
     return f"{family.value}{device_index(address)}"
+
+
+# --- Device behaviour the simulator and the client rely on (sections 3.8, 4.5.4-4.5.10) ---
+#: Per family, the parameter "Parameters saved in flash memory" (yes=1 / no=0).
+FLASH_SAVE_PARAMETERS: dict[Family, int] = {
+    Family.XTENDER: 1550,
+    Family.VARIOTRACK: 10058,
+    Family.VARIOSTRING: 14069,
+}
+#: RCC/Xcom-232i signal parameter that clears the restarted bit of frame_flags (section 3.8).
+PARAM_CLEAR_RESTART_FLAG = 5104
+#: RCC/Xcom-232i parameter holding the system date and time, INT32 seconds since 1970.
+PARAM_DATE = 5002
