@@ -1,0 +1,326 @@
+"""Reading a dataset back into pandas: long or wide, pruned to the days and sites asked for.
+
+Only the ``date=`` folders inside [start, end) of the chosen sites are listed and opened,
+so reading one day of one site out of years of data touches only that day's files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from .dataset import (
+    DATAPOINTS_TABLE,
+    SCHEMAS,
+    TABLES,
+    labels_from_metadata,
+    read_labels,
+)
+from .protocol import device_name, parse_device
+
+if TYPE_CHECKING:  # pandas is optional at run time (the ``analysis`` extra)
+    import pandas as pd
+
+log = logging.getLogger("xcomlog.reader")
+
+_PARTITION_SCHEMA = pa.schema([("site", pa.string()), ("date", pa.string())])
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "xcomlog.read returns pandas DataFrames: install pandas "
+            "(pip install 'xcomlog[analysis]'), or open the dataset with pyarrow.dataset"
+        ) from exc
+    return pandas
+
+
+def to_utc(value, *, name: str = "time") -> pd.Timestamp | None:
+    """A tz-aware UTC Timestamp from a string, date, datetime, Timestamp or POSIX seconds.
+
+    Naive values are taken as UTC (datasets are in UTC; pass an aware value for local time).
+    """
+    pd = _pandas()
+    if value is None:
+        return None
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ts = pd.Timestamp(value, unit="s")
+        elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            ts = pd.Timestamp(value.isoformat())
+        else:
+            ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: cannot read {value!r} as a time ({exc})") from exc
+    if ts is pd.NaT:
+        raise ValueError(f"{name}: {value!r} is not a time")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _as_list(value, what: str) -> list | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int)):
+        return [value]
+    try:
+        return list(value)
+    except TypeError as exc:
+        raise ValueError(f"{what}: expected a value or a list, got {value!r}") from exc
+
+
+def _table_dir(path: Path, table: str) -> Path:
+    """The folder of ``table`` under a dataset root (or the table folder itself)."""
+    if path.name == table and any(path.glob("site=*")):  # the table folder was given
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"no dataset at {path}")
+    if not (path / table).is_dir() and not any(
+        (path / t).is_dir() for t in (*TABLES, DATAPOINTS_TABLE)
+    ):
+        raise FileNotFoundError(
+            f"{path} is not an xcomlog dataset (expected {path / table}/site=<SITE>/date=<DAY>/)"
+        )
+    return path / table  # may not exist yet: an empty table
+
+
+def dataset_files(
+    path: str | os.PathLike,
+    table: str = "values",
+    *,
+    site: str | Iterable[str] | None = None,
+    start=None,
+    end=None,
+) -> list[Path]:
+    """The Parquet files of ``table`` for the sites and the UTC days overlapping [start, end).
+
+    Lists only the matching ``date=`` folders: other days' files are never opened.
+    """
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+    table_dir = _table_dir(Path(path), table)
+    t0, t1 = to_utc(start, name="start"), to_utc(end, name="end")
+    first = t0.date().isoformat() if t0 is not None else None
+    # end is exclusive: a midnight end does not include that day's folder
+    last = (t1 - _pandas().Timedelta(milliseconds=1)).date().isoformat() if t1 is not None else None
+    sites = _as_list(site, "site")
+    if sites is None:
+        site_dirs = sorted(p for p in table_dir.glob("site=*") if p.is_dir())
+    else:
+        site_dirs = [table_dir / f"site={s}" for s in sites]
+    files: list[Path] = []
+    for site_dir in site_dirs:
+        if not site_dir.is_dir():
+            continue
+        for day_dir in sorted(site_dir.glob("date=*")):
+            day = day_dir.name[5:]
+            if (first is not None and day < first) or (last is not None and day > last):
+                continue
+            files.extend(
+                p
+                for p in sorted(day_dir.iterdir())
+                if p.suffix == ".parquet" and not p.name.startswith((".", "_"))
+            )
+    return files
+
+
+def _sites_of(files: list[Path]) -> list[str]:
+    return sorted({f.parent.parent.name[5:] for f in files})
+
+
+def _labels_for(
+    root: Path, sites: list[str], fragments, pairs: set[tuple[str, int, int]]
+) -> dict[tuple[str, int, int], tuple[str, str, str]]:
+    """(site, address, number) -> (name, unit, family): the datapoints table first, then
+    the metadata of the files read (files copied out of a dataset still carry labels)."""
+    out: dict[tuple[str, int, int], tuple[str, str, str]] = {}
+    for site in sites:
+        try:
+            labels = read_labels(root, site)
+        except (OSError, pa.ArrowException, ValueError):
+            labels = {}
+        for (address, number), label in labels.items():
+            out[(site, address, number)] = (label[2], label[3], label[4])
+    if pairs - out.keys():
+        for fragment in fragments:
+            site = Path(fragment.path).parent.parent.name[5:]
+            try:
+                meta = fragment.physical_schema.metadata
+            except (OSError, pa.ArrowException):
+                continue
+            for (address, number), label in labels_from_metadata(meta).items():
+                out.setdefault((site, address, number), (label[2], label[3], label[4]))
+            if not pairs - out.keys():
+                break
+    return out
+
+
+def column_label(
+    site: str | None, address: int, number: int, name: str = "", unit: str = ""
+) -> str:
+    """The wide-format column name: ``"xt1 3000 Battery voltage [Vdc]"`` (site first when
+    several sites are read: ``"home xt1 3000 ..."``)."""
+    text = f"{device_name(address)} {number}"
+    if name:
+        text += f" {name}"
+    if unit:
+        text += f" [{unit}]"
+    return f"{site} {text}" if site else text
+
+
+def read(
+    path: str | os.PathLike,
+    start=None,
+    end=None,
+    numbers: int | Iterable[int] | None = None,
+    site: str | Iterable[str] | None = None,
+    addresses: int | str | Iterable[int | str] | None = None,
+    wide: bool = True,
+    *,
+    table: str = "values",
+    freq: str | None = None,
+    tz: str | None = None,
+) -> pd.DataFrame:
+    """Read a dataset into a pandas DataFrame.
+
+    ``start``/``end`` bound the time ([start, end), naive times are UTC); ``numbers`` and
+    ``addresses`` (``101`` or ``"xt1"``) select datapoints; ``site`` one or more sites.
+    ``wide=True`` (values only) gives a time index and one column per site, device and
+    number, labelled with name and unit; ``freq`` (e.g. ``"1min"``) first floors times so
+    values polled a few ms apart share a row. ``tz`` converts the times for display.
+    ``table`` reads ``messages``, ``events``, ``parameters`` or ``devices`` (always long).
+    """
+    _pandas()
+    root_path = Path(path)
+    files = dataset_files(root_path, table, site=site, start=start, end=end)
+    table_dir = _table_dir(root_path, table)
+    root = table_dir.parent
+    schema = SCHEMAS[table]
+    full_schema = pa.schema(list(schema) + list(_PARTITION_SCHEMA))
+    t0, t1 = to_utc(start, name="start"), to_utc(end, name="end")
+    if t0 is not None and t1 is not None and t1 <= t0:
+        raise ValueError(f"end ({t1}) must be after start ({t0})")
+
+    numbers_list = _as_list(numbers, "numbers")
+    address_list = _as_list(addresses, "addresses")
+    if address_list is not None:
+        address_list = [parse_device(a) for a in address_list]
+
+    expr = None
+
+    def both(e):
+        return e if expr is None else expr & e
+
+    if t0 is not None:
+        expr = both(
+            pc.field("time") >= pa.scalar(t0.to_pydatetime(), type=schema.field("time").type)
+        )
+    if t1 is not None:
+        expr = both(
+            pc.field("time") < pa.scalar(t1.to_pydatetime(), type=schema.field("time").type)
+        )
+    if numbers_list is not None and "number" in schema.names:
+        expr = both(pc.field("number").isin(pa.array([int(n) for n in numbers_list], pa.uint16())))
+    if address_list is not None and "address" in schema.names:
+        expr = both(pc.field("address").isin(pa.array(address_list, pa.uint16())))
+
+    if files:
+        dataset = ds.dataset(
+            [str(f) for f in files],
+            schema=full_schema,
+            format="parquet",
+            partitioning=ds.partitioning(_PARTITION_SCHEMA, flavor="hive"),
+            partition_base_dir=str(table_dir),
+        )
+        arrow = dataset.to_table(filter=expr, columns=[*schema.names, "site"])
+        fragments = list(dataset.get_fragments())
+    else:
+        arrow = pa.Table.from_batches(
+            [], schema=pa.schema(list(schema) + [_PARTITION_SCHEMA.field("site")])
+        )
+        fragments = []
+    df = arrow.to_pandas()
+    df["site"] = df["site"].astype("category")
+    if tz is not None:
+        for col in ("time", "logged"):
+            if col in df:
+                df[col] = df[col].dt.tz_convert(tz)
+
+    if table != "values" or not wide:
+        sort_cols = [c for c in ("time", "site", "address", "number") if c in df]
+        df = df.sort_values(sort_cols, kind="stable").reset_index(drop=True)
+        if table == "values" and len(df):
+            _add_label_columns(df, root, fragments)
+        return df
+    return _to_wide(df, root, fragments, freq)
+
+
+def _add_label_columns(df, root: Path, fragments) -> None:
+    pd = _pandas()
+    sites = [str(s) for s in df["site"].cat.categories]
+    keys = df[["site", "address", "number"]].drop_duplicates()
+    pairs = {(str(s), int(a), int(n)) for s, a, n in keys.itertuples(index=False)}
+    labels = _labels_for(root, sites, fragments, pairs)
+    names = {k: labels.get(k, ("", "", ""))[0] for k in pairs}
+    units = {k: labels.get(k, ("", "", ""))[1] for k in pairs}
+    index = pd.MultiIndex.from_frame(df[["site", "address", "number"]].astype({"site": str}))
+    df["device"] = pd.Categorical([device_name(int(a)) for a in df["address"]])
+    df["name"] = pd.Categorical(index.map(lambda k: names.get((k[0], int(k[1]), int(k[2])), "")))
+    df["unit"] = pd.Categorical(index.map(lambda k: units.get((k[0], int(k[1]), int(k[2])), "")))
+
+
+def _to_wide(df, root: Path, fragments, freq: str | None):
+    pd = _pandas()
+    import numpy as np
+
+    sites = [str(s) for s in df["site"].cat.categories if (df["site"] == s).any()]
+    multi_site = len(sites) > 1
+    site_code = df["site"].cat.codes.to_numpy().astype(np.int64)
+    key = (
+        (site_code << 32)
+        | (df["address"].to_numpy().astype(np.int64) << 16)
+        | df["number"].to_numpy().astype(np.int64)
+    )
+    times = df["time"]
+    if freq is not None:
+        times = times.dt.floor(freq)
+    long = pd.DataFrame({"time": times, "key": key, "value": df["value"]})
+    long = long.drop_duplicates(subset=["time", "key"], keep="last")
+    wide = long.pivot(index="time", columns="key", values="value").sort_index()
+    categories = list(df["site"].cat.categories)
+    keys = [int(k) for k in wide.columns]
+    pairs = {(str(categories[k >> 32]), (k >> 16) & 0xFFFF, k & 0xFFFF) for k in keys}
+    labels = _labels_for(root, sites, fragments, pairs)
+    names = {}
+    info = {}
+    for k in keys:
+        site, address, number = str(categories[k >> 32]), (k >> 16) & 0xFFFF, k & 0xFFFF
+        name, unit, family = labels.get((site, address, number), ("", "", ""))
+        label = column_label(site if multi_site else None, address, number, name, unit)
+        names[k] = label
+        info[label] = {
+            "site": site,
+            "address": address,
+            "device": device_name(address),
+            "number": number,
+            "name": name,
+            "unit": unit,
+            "family": family,
+        }
+    wide = wide.rename(columns=names)
+    wide.columns.name = None
+    wide.index.name = "time"
+    wide.attrs["datapoints"] = info
+    return wide
+
+
+__all__ = ["read", "dataset_files", "column_label", "to_utc", "DATAPOINTS_TABLE"]
