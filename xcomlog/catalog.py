@@ -206,7 +206,7 @@ class Catalog:
         """Every family's datapoint with this number (empty if none)."""
         found = self._by_number.get(int(number), [])
         if family is not None:
-            fam = _family(family)
+            fam = parse_family(family)
             found = [dp for dp in found if dp.family is fam]
         return list(found)
 
@@ -217,7 +217,7 @@ class Catalog:
         except (TypeError, ValueError):
             raise CatalogError(f"datapoint number expected, got {number!r}") from None
         if family is not None:
-            fam = _family(family)
+            fam = parse_family(family)
             dp = self._by_key.get((fam, number))
             if dp is None:
                 others = self._by_number.get(number, [])
@@ -284,7 +284,7 @@ class Catalog:
         """Datapoints in the appendix's order, optionally of one family and/or kind."""
         if kind is not None and kind not in KINDS:
             raise CatalogError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
-        fam = _family(family) if family is not None else None
+        fam = parse_family(family) if family is not None else None
         return [
             dp
             for dp in self._datapoints
@@ -354,7 +354,7 @@ class Catalog:
         if not text:
             return []
         words = _WORD.findall(text)
-        fam = _family(family) if family is not None else None
+        fam = parse_family(family) if family is not None else None
         scored: list[tuple[tuple, Datapoint]] = []
         for order, (dp, name, name_words) in enumerate(self._index()):
             if fam is not None and dp.family is not fam:
@@ -492,18 +492,18 @@ class Catalog:
     @staticmethod
     def family_addresses(family: Family | str) -> tuple[int | None, int, int]:
         """(multicast address or None, first unicast, last unicast) of a family."""
-        return FAMILY_ADDRESSES[_family(family)]
+        return FAMILY_ADDRESSES[parse_family(family)]
 
     @staticmethod
     def addresses(family: Family | str, count: int | None = None) -> list[int]:
         """Unicast addresses of the first ``count`` devices of a family (all if None)."""
-        multicast, first, last = FAMILY_ADDRESSES[_family(family)]
+        multicast, first, last = FAMILY_ADDRESSES[parse_family(family)]
         available = last - first + 1
         if count is None:
             count = available
         if not 0 <= count <= available:
             raise ValidationError(
-                f"{FAMILY_NAMES[_family(family)]} has addresses for 0..{available} devices, "
+                f"{FAMILY_NAMES[parse_family(family)]} has addresses for 0..{available} devices, "
                 f"asked for {count}"
             )
         return list(range(first, first + count))
@@ -602,7 +602,8 @@ def _unit(dp: Datapoint) -> str:
     return f" {dp.unit}" if dp.unit else ""
 
 
-def _family(family: Family | str) -> Family:
+def parse_family(family: Family | str) -> Family:
+    """A Family from an enum, its short name ("xt") or a readable name ("VarioString")."""
     if isinstance(family, Family):
         return family
     text = str(family).strip().lower()
@@ -788,5 +789,6 @@ __all__ = [
     "FAMILY_NAMES",
     "LEVEL_VALUES",
     "load_catalog",
+    "parse_family",
     "read_catalog",
 ]
