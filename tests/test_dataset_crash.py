@@ -113,10 +113,10 @@ def test_sigkill_mid_run_loses_at_most_one_flush_interval(tmp_path):
 
     # Before recovery: what is visible is complete Parquet only, readable everywhere.
     before = open_everywhere(out)
-    assert list((out / JOURNAL_DIR).rglob("*.arrows")), "the journal should hold the tail"
-
+    # (the journal usually holds the tail; it is empty only if the kill hit right after a
+    # rotation compacted everything)
     recovered = DatasetWriter.recover(out)
-    assert sum(recovered.values()) > 0
+    assert before + sum(recovered.values()) >= acknowledged
     assert not list((out / JOURNAL_DIR).rglob("*.arrows"))
     after = open_everywhere(out)
     assert after >= max(before, acknowledged)

@@ -590,34 +590,43 @@ class _Segment:
             self.file.close()
 
 
-def _as_column(name: str, data, dtype, n: int | None) -> np.ndarray:
-    """A 1-D numpy column of ``dtype``; scalars are broadcast; out-of-range ints refused."""
+_INT_RANGES = {np.dtype(np.int64): (-(2**63), 2**63 - 1), np.dtype(np.uint16): (0, 0xFFFF)}
+
+
+def _as_column(name: str, data, dtype, n: int) -> np.ndarray:
+    """A fresh 1-D numpy column of ``dtype`` (the caller may reuse its buffers); scalars
+    are broadcast to ``n``; non-integers and out-of-range integers are refused."""
+    dtype = np.dtype(dtype)
+    if type(data) is np.ndarray and data.dtype == dtype and data.ndim == 1:
+        return data.copy()  # the fast path of the logger
+    if isinstance(data, (int, np.integer)) and not isinstance(data, bool) and dtype.kind in "iu":
+        low, high = _INT_RANGES[dtype]
+        if not low <= data <= high:
+            raise ValidationError(f"append_values: {name} out of range for {dtype.name} ({data})")
+        return np.full(n, data, dtype)
     arr = np.asarray(data)
-    if arr.ndim == 0 and n is not None:
+    if arr.ndim == 0:
         arr = np.full(n, arr.item())
     if arr.ndim != 1:
         raise ValidationError(f"append_values: {name} must be a 1-D array, got shape {arr.shape}")
-    if arr.dtype == dtype:
-        return arr
     if np.issubdtype(arr.dtype, np.datetime64) and name == "time_ms":
         return arr.astype("datetime64[ms]").astype(np.int64)
-    if np.issubdtype(dtype, np.integer):
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)):
+    if dtype.kind in "iu":
+        if arr.size and arr.dtype.kind not in "iu":
+            if arr.dtype.kind == "f" and np.all(np.isfinite(arr)):
                 if np.any(arr != np.floor(arr)):
                     raise ValidationError(f"append_values: {name} must hold integers")
             else:
                 raise ValidationError(
                     f"append_values: {name} must hold integers, got dtype {arr.dtype}"
                 )
-        info = np.iinfo(dtype)
-        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+        low, high = _INT_RANGES[dtype]
+        if arr.size and (arr.min() < low or arr.max() > high):
             raise ValidationError(
-                f"append_values: {name} out of range for {np.dtype(dtype).name} "
-                f"({arr.min()}..{arr.max()})"
+                f"append_values: {name} out of range for {dtype.name} ({arr.min()}..{arr.max()})"
             )
     try:
-        return arr.astype(dtype)
+        return arr.astype(dtype)  # a copy
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"append_values: {name}: {exc}") from exc
 
@@ -660,6 +669,7 @@ class DatasetWriter:
         except OSError as exc:
             raise _storage_error(exc, self.root, "create the output folder") from exc
         self._labels: dict[str, dict[tuple[int, int], Label]] = {}
+        self._sites_ok: set[str] = set()
         self._buf_lock = threading.Lock()
         self._io_lock = threading.RLock()
         self._buffers: dict[tuple[str, str], list] = {}
@@ -748,18 +758,26 @@ class DatasetWriter:
 
     def append_values(self, site: str, time_ms, address, number, value) -> None:
         """Queue values: numpy columns (int64 ms UTC, uint16, uint16, float32) of one length;
-        scalars are broadcast (one time or address per frame). Never blocks on the disk."""
+        scalars are broadcast (one time or address per frame). The arrays are copied, so
+        the caller may reuse its buffers. Never blocks on the disk."""
         self._check()
-        check_site(site)
-        lengths = [np.ndim(x) and len(x) for x in (time_ms, address, number, value)]
-        n = max(lengths) if any(lengths) else 1
+        if site not in self._sites_ok:
+            self._sites_ok.add(check_site(site))
+        n = 1
+        for x in (value, number, address, time_ms):
+            if isinstance(x, np.ndarray) and x.ndim:
+                n = len(x)
+                break
+            if isinstance(x, (list, tuple)):
+                n = len(x)
+                break
         cols = (
             _as_column("time_ms", time_ms, np.int64, n),
             _as_column("address", address, np.uint16, n),
             _as_column("number", number, np.uint16, n),
             _as_column("value", value, np.float32, n),
         )
-        if any(len(c) != n for c in cols):
+        if not (len(cols[0]) == len(cols[1]) == len(cols[2]) == len(cols[3]) == n):
             raise ValidationError(
                 "append_values: columns differ in length "
                 f"(time {len(cols[0])}, address {len(cols[1])}, number {len(cols[2])}, "
