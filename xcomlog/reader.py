@@ -248,7 +248,12 @@ def read(
             [], schema=pa.schema(list(schema) + [_PARTITION_SCHEMA.field("site")])
         )
         fragments = []
-    df = arrow.to_pandas()
+    if table == "values":
+        df = arrow.to_pandas()
+    else:  # nullable address/number stay integers (pandas' UInt16) instead of floats
+        pd = _pandas()
+        nullable = {pa.uint16(): pd.UInt16Dtype(), pa.int32(): pd.Int32Dtype()}
+        df = arrow.to_pandas(types_mapper=nullable.get)
     df["site"] = df["site"].astype("category")
     if tz is not None:
         for col in ("time", "logged"):
