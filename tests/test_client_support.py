@@ -431,8 +431,16 @@ class TcpPeer:
             yield conn
 
     def _run(self) -> None:
+        workers = []
         for conn in self._connections():
-            self._serve(conn)
+            if self.mode == "client":
+                self._serve(conn)  # a Moxa holds one connection at a time
+                continue
+            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            worker.start()
+            workers.append(worker)
+        for worker in workers:
+            worker.join(5)
 
     def _serve(self, conn: socket.socket) -> None:
         decoder = codec.StreamDecoder()
