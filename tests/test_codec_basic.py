@@ -3,7 +3,6 @@
 from xcomlog.protocol import Format
 
 
-
 def test_read_user_info_request(codec):
     frame = codec.encode_request(1, 1, 3000, 1, src=1, dst=101)
     assert frame == bytes.fromhex("AA 00 01000000 65000000 0A00 6F71 00 01 0100 B80B0000 0100 C590")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from .records import Frame, FrameBatch, Message, MultiInfo, MultiInfoBatch
+
 NO_EXTENSIONS = os.environ.get("XCOMLOG_NO_EXTENSIONS", "") not in ("", "0")
 
 if TYPE_CHECKING or NO_EXTENSIONS:
@@ -29,6 +31,8 @@ encode_response = _impl.encode_response
 frame_size = _impl.frame_size
 decode_frame = _impl.decode_frame
 StreamDecoder = _impl.StreamDecoder
+decode_batch = _impl.decode_batch
+decode_multi_info_batch = _impl.decode_multi_info_batch
 pack_value = _impl.pack_value
 unpack_value = _impl.unpack_value
 pack_multi_info_request = _impl.pack_multi_info_request
@@ -42,6 +46,11 @@ decode_message = _impl.decode_message
 __all__ = [
     "IMPLEMENTATION",
     "NO_EXTENSIONS",
+    "Frame",
+    "FrameBatch",
+    "Message",
+    "MultiInfo",
+    "MultiInfoBatch",
     "checksum",
     "encode_frame",
     "encode_request",
@@ -49,6 +58,8 @@ __all__ = [
     "frame_size",
     "decode_frame",
     "StreamDecoder",
+    "decode_batch",
+    "decode_multi_info_batch",
     "pack_value",
     "unpack_value",
     "pack_multi_info_request",
