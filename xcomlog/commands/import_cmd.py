@@ -1,0 +1,71 @@
+"""``xcomlog import``: SD-card datalogs (LGyymmdd.CSV) into the dataset, beside live data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``import`` sub-command."""
+    parser = subparsers.add_parser(
+        "import",
+        help="import SD-card datalogs (LGyymmdd.CSV) into the Parquet dataset",
+        description=(
+            "Import Studer SD-card datalog files (CSVFILES/LOG/LGyymmdd.CSV written by the "
+            "RCC or Xcom-232i) into the same dataset the live logger writes. Re-importing a "
+            "day replaces it (no duplicates); a more complete copy already imported is kept "
+            "unless --force is given."
+        ),
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="datalog files, folders (searched recursively for LG*.CSV) or glob patterns",
+    )
+    parser.add_argument("--site", required=True, help="site name (a folder name in the dataset)")
+    parser.add_argument(
+        "--tz",
+        required=True,
+        metavar="ZONE",
+        help="zone of the datalogger clock, e.g. Europe/Zurich (Etc/GMT-1 if it ignores DST)",
+    )
+    parser.add_argument("--out", default="data", metavar="DIR", help="dataset folder (data)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace imported days even when the stored copy has more rows",
+    )
+    parser.add_argument(
+        "--phase-columns",
+        choices=("auto", "phase"),
+        default="auto",
+        help="XT L1/L2/L3 columns: 'phase' always maps them to 191-193; 'auto' (default) "
+        "maps L1 of a single-Xtender installation to that Xtender (101)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Import, print the summary; exit code 0, 1 if a file failed, 2 for a bad path or option."""
+    from ..exceptions import ConfigError, DatalogError
+    from ..importer import import_paths
+
+    try:
+        summary = import_paths(
+            args.paths,
+            site=args.site,
+            tz=args.tz,
+            out=args.out,
+            progress=not args.no_progress,
+            force=args.force,
+            phase_columns=args.phase_columns,
+        )
+    except (ConfigError, DatalogError) as exc:
+        print(f"xcomlog import: error: {exc}", file=sys.stderr)
+        return 2
+    details = 10_000 if getattr(args, "verbose", 0) else 10
+    print(summary.format(details=details))
+    return 0 if summary.ok else 1
