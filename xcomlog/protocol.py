@@ -414,3 +414,25 @@ FLASH_SAVE_PARAMETERS: dict[Family, int] = {
 PARAM_CLEAR_RESTART_FLAG = 5104
 #: RCC/Xcom-232i parameter holding the system date and time, INT32 seconds since 1970.
 PARAM_DATE = 5002
+
+# --- SD-card datalog layout (CSVFILES/LOG/LGyymmdd.CSV, as firmware 1.6.x writes it) -------
+#: Per family, in column order: (info number, columns) where columns is "phase" (one per
+#: phase L1-L3), "device" (one per device) or "device+all" (one per device, then ALL).
+DATALOG_INFOS: dict[Family, tuple[tuple[int, str], ...]] = {
+    Family.XTENDER: tuple(
+        (n, "phase")
+        for n in (3090, 3113, 3116, 3098, 3097, 3110, 3122, 3010, 3028, 3020, 3086, 3054, 3055)
+    )
+    + tuple((n, "device") for n in (3092, 3095, 3119, 3101, 3103)),
+    Family.VARIOSTRING: ((15061, "device+all"),)
+    + tuple((n, "device") for n in (15013, 15065, 15058, 15054, 15057, 15002, 15111, 15088, 15089)),
+    Family.VARIOTRACK: ((11043, "device+all"),)
+    + tuple((n, "device") for n in (11016, 11045, 11041, 11040, 11039, 11038, 11082, 11061, 11062)),
+    Family.BSP: tuple((n, "device") for n in (7030, 7031, 7032, 7033)),
+}
+#: The datalog's "Solar power (ALL)" column: all VarioTrack and VarioString PV power.
+DATALOG_SOLAR_POWER_ALL = 17999
+#: Parameters listed after the data (``P1107,v1,v2,v3,``), up to three Xtenders each.
+DATALOG_PARAMETERS = (1107, 1567, 1138, 1108, 1140, 1155, 1156, 1163, 1164, 6001)
+#: Day counters listed after the parameters (``I3081,v1,...``), per family.
+DATALOG_DAY_INFOS = (3081, 3083, 7007, 7008, 9012, 9013, 11006, 11007, 15016, 15017)
