@@ -143,7 +143,7 @@ def test_day_change_compacts_previous_day(tmp_path):
         w.append_values("s", T0 + DAY_MS, 101, 3000, 2.0)
         w.flush()  # yesterday's segment was written in the previous flush, not this one
         day1 = partition_dir(tmp_path, "values", "s", day_of_ms(T0))
-        assert len(list(day1.glob("*.parquet"))) == 1
+        assert wait_for(lambda: len(list(day1.glob("*.parquet"))) == 1)  # by the thread
         assert len(journal_segments(tmp_path)) == 1  # today's segment is still open
     finally:
         w.close()
@@ -310,3 +310,14 @@ def test_datetime64_times_are_accepted(tmp_path):
         w.append_values("s", t, 101, 3000, 1.0)
     (value,) = values_table(tmp_path).column("time").to_pylist()
     assert value == dt.datetime(2024, 6, 10, 0, 0, 1, tzinfo=dt.timezone.utc)
+
+
+def test_big_segments_are_rotated_by_size(tmp_path):
+    with DatasetWriter(tmp_path, flush_interval=3600, max_segment_rows=100) as w:
+        for i in range(5):
+            w.append_values("s", T0 + np.arange(i * 60, (i + 1) * 60), 101, 3000, float(i))
+            w.flush()
+    files = list((tmp_path / "values").rglob("*.parquet"))
+    assert len(files) == 3  # 120, 120 and the last 60 rows
+    assert sorted(pq.read_metadata(f).num_rows for f in files) == [60, 120, 120]
+    assert values_table(tmp_path).num_rows == 300
