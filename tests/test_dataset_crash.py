@@ -291,3 +291,14 @@ def test_read_only_folder_is_a_clear_error(tmp_path):
         (out / JOURNAL_DIR).chmod(0o755)
         with pytest.raises(StorageError):
             w.close()
+
+
+def test_incompatible_segment_is_set_aside_not_blocking(tmp_path):
+    segment = _segment_with_batches(tmp_path, n_batches=1)
+    other = segment.with_name("20240101T000000-deadbeef.arrows")
+    with pa.OSFile(str(other), "wb") as sink:  # a journal of some other schema
+        schema = pa.schema([("time", pa.string())])
+        with pa.ipc.new_stream(sink, schema) as writer:
+            writer.write_batch(pa.record_batch([pa.array(["x"])], schema=schema))
+    assert DatasetWriter.recover(tmp_path) == {("values", "s"): 10}
+    assert other.with_name(other.name + ".bad").exists() and not other.exists()

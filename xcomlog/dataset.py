@@ -347,6 +347,7 @@ log = logging.getLogger("xcomlog.dataset")
 _MS_PER_DAY = 86_400_000
 _EPOCH = dt.date(1970, 1, 1)
 SEGMENT_SUFFIX = ".arrows"
+BAD_SUFFIX = ".bad"  # a journal segment recovery could not use, kept for inspection
 LOCK_FILE = ".lock"
 
 #: Parquet choices for the values table, picked by benchmarks/storage_bench.py: rows sorted
@@ -445,14 +446,12 @@ def compact_segment(
 
         meta[META_VERSION] = __version__
         if labels and table_name in ("values", "parameters"):
-            pairs = set(
-                zip(
-                    table.column("address").to_numpy().tolist(),
-                    table.column("number").to_numpy().tolist(),
-                    strict=True,
-                )
+            keys = np.unique(
+                table.column("address").to_numpy().astype(np.uint32) << 16
+                | table.column("number").to_numpy().astype(np.uint32)
             )
-            present = [labels[p] for p in sorted(pairs) if p in labels]
+            pairs = [(int(k) >> 16, int(k) & 0xFFFF) for k in keys]
+            present = [labels[p] for p in pairs if p in labels]
             if present:
                 meta[META_DATAPOINTS] = labels_metadata(present)
         out = partition_dir(root, table_name, site, day) / _part_name(segment)
@@ -543,7 +542,15 @@ def _recover(root: Path, site_labels: Mapping[str, Mapping] | None = None) -> di
                 label_cache[site] = read_labels(root, site)
             except (OSError, pa.ArrowException):
                 label_cache[site] = {}
-        rows, out = compact_segment(root, table_name, site, day, segment, label_cache[site])
+        try:
+            rows, out = compact_segment(root, table_name, site, day, segment, label_cache[site])
+        except OSError:
+            raise  # disk full or unwritable: the caller reports it, the segment stays
+        except Exception as exc:  # unreadable or incompatible: keep it aside, go on
+            bad = segment.with_name(segment.name + BAD_SUFFIX)
+            log.error("journal segment %s cannot be recovered (%s); kept as %s", segment, exc, bad)
+            segment.rename(bad)
+            continue
         if rows:
             log.info("recovered %d %s rows of site %s into %s", rows, table_name, site, out)
             recovered[(table_name, site)] = recovered.get((table_name, site), 0) + rows
