@@ -219,3 +219,13 @@ def test_column_label():
         column_label(None, 101, 3000, "Battery voltage", "Vdc") == "xt1 3000 Battery voltage [Vdc]"
     )
     assert column_label("home", 601, 7002) == "home bsp 7002"
+
+
+def test_datapoints_table(dataset):
+    out, _ = dataset
+    labels = xcomlog.read(out, table="datapoints", site="home")
+    assert labels[["address", "number", "name", "unit"]].values.tolist() == [
+        [a, n, name, unit] for a, n, name, unit, _ in LABELS
+    ]
+    assert set(labels["device"]) == {"xt1", "bsp"}
+    assert set(xcomlog.read(out, table="datapoints")["site"]) == {"home", "cabin"}

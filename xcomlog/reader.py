@@ -197,10 +197,13 @@ def read(
     ``wide=True`` (values only) gives a time index and one column per site, device and
     number, labelled with name and unit; ``freq`` (e.g. ``"1min"``) first floors times so
     values polled a few ms apart share a row. ``tz`` converts the times for display.
-    ``table`` reads ``messages``, ``events``, ``parameters`` or ``devices`` (always long).
+    ``table`` reads ``messages``, ``events``, ``parameters`` or ``devices`` (always long),
+    or ``datapoints`` (the labels; only ``site`` applies).
     """
     _pandas()
     root_path = Path(path)
+    if table == DATAPOINTS_TABLE:
+        return read_datapoints(root_path, site=site)
     files = dataset_files(root_path, table, site=site, start=start, end=end)
     table_dir = _table_dir(root_path, table)
     root = table_dir.parent
@@ -269,6 +272,35 @@ def read(
     return _to_wide(df, root, fragments, freq)
 
 
+def read_datapoints(
+    path: str | os.PathLike, site: str | Iterable[str] | None = None
+) -> pd.DataFrame:
+    """The names, units and families of the datapoints of one or more sites (one row per
+    site, address and number), from ``OUT/datapoints``."""
+    pd = _pandas()
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no dataset at {root}")
+    sites = _as_list(site, "site")
+    if sites is None:
+        sites = sorted(p.name[5:] for p in (root / DATAPOINTS_TABLE).glob("site=*"))
+    frames = []
+    for s in sites:
+        labels = read_labels(root, s)
+        if labels:
+            frame = pd.DataFrame(
+                [label for _, label in sorted(labels.items())],
+                columns=["address", "number", "name", "unit", "family", "kind"],
+            )
+            frame.insert(0, "site", s)
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["site", "address", "number", "name", "unit", "family", "kind"])
+    out = pd.concat(frames, ignore_index=True)
+    out.insert(3, "device", [device_name(int(a)) for a in out["address"]])
+    return out
+
+
 def _add_label_columns(df, root: Path, fragments) -> None:
     pd = _pandas()
     sites = [str(s) for s in df["site"].cat.categories]
@@ -328,4 +360,4 @@ def _to_wide(df, root: Path, fragments, freq: str | None):
     return wide
 
 
-__all__ = ["read", "dataset_files", "column_label", "to_utc", "DATAPOINTS_TABLE"]
+__all__ = ["read", "read_datapoints", "dataset_files", "column_label", "to_utc"]
