@@ -321,3 +321,15 @@ def test_big_segments_are_rotated_by_size(tmp_path):
     assert len(files) == 3  # 120, 120 and the last 60 rows
     assert sorted(pq.read_metadata(f).num_rows for f in files) == [60, 120, 120]
     assert values_table(tmp_path).num_rows == 300
+
+
+def test_string_fields_take_enums_by_value(tmp_path):
+    from xcomlog.protocol import Family
+
+    with DatasetWriter(tmp_path) as w:
+        w.append_devices("s", [{"time_ms": T0, "address": 101, "family": Family.XTENDER}])
+        w.append_events("s", [{"time_ms": T0, "kind": "device_error", "detail": 0x0014}])
+    devices = ds.dataset(tmp_path / "devices", partitioning="hive").to_table()
+    assert devices.column("family").to_pylist() == ["xt"]
+    events = ds.dataset(tmp_path / "events", partitioning="hive").to_table()
+    assert events.column("detail").to_pylist() == ["20"]

@@ -921,8 +921,13 @@ class DatasetWriter:
             return
         arrays = []
         for field in schema:
+            data = columns[field.name]
+            if field.type == pa.string():  # enums by value, numbers as text
+                data = [
+                    v if v is None or type(v) is str else str(getattr(v, "value", v)) for v in data
+                ]
             try:
-                arr = pa.array(columns[field.name], type=field.type)
+                arr = pa.array(data, type=field.type)
             except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
                 raise ValidationError(f"append_{table_name}: field {field.name!r}: {exc}") from exc
             if not field.nullable and arr.null_count:
