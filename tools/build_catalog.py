@@ -560,9 +560,11 @@ def _csv_value(column: str, value: object) -> str:
     if isinstance(value, float):
         return _num_text(value)
     if column == "options":
-        if not value:
-            return ""
-        return json.dumps({str(k): value[k] for k in sorted(value)}, ensure_ascii=False)
+        # "1=Slow|2=Tolerant|4=Fast": read without a JSON parser, keys before the first "=".
+        for label in value.values():
+            if "|" in label or "\n" in label:
+                raise AppendixError(f"option label {label!r} cannot be stored")
+        return "|".join(f"{k}={value[k]}" for k in sorted(value))
     if column == "other_parents":
         return " ".join(str(p) for p in value)
     return str(value)
