@@ -74,6 +74,7 @@ _PHASE_RE = re.compile(r"^L([123])$", re.IGNORECASE)
 _UNIT_RE = re.compile(r"^L([123])-(\d+)$", re.IGNORECASE)
 _INVENTORY_RE = re.compile(r"^(L[123]-\d+|\d+):(.*)$", re.IGNORECASE)
 _NUMERIC_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_ASCII_MASK = bytes(range(128)) + b"?" * 128
 _NULL_CELLS = ["", "nan", "NaN", "NAN", "-nan", "-NaN", "+nan"]
 
 _PREFIX_FAMILIES = {
@@ -571,9 +572,10 @@ def _data_end(data: bytes, start: int) -> int:
 
 
 def _field_count(block: bytes, sep: bytes) -> int:
-    """Fields of a data row: the most common count among the first lines of the block."""
+    """Fields of a data row: the most common count among the first newline-terminated rows
+    (0 when there is none: a cut row alone says nothing)."""
     counts: dict[int, int] = {}
-    for line in block[:65536].split(b"\n")[:20]:
+    for line in block[:65536].split(b"\n")[:-1][:20]:
         if _ROW_START.match(line):
             c = line.rstrip(b"\r").count(sep) + 1
             counts[c] = counts.get(c, 0) + 1
@@ -682,7 +684,9 @@ def parse_datalog(
     end = _data_end(data, start)
     block = data[start:end]
     sepb = sep.encode()
+    # Data rows carry one more (empty) field than the header line.
     width = _field_count(block, sepb) or (len(lines[0].split(sep)) + 1)
+    width = max(width, found[-1][0] + 1)
 
     # The last row of a file cut while writing: complete only if every field is terminated.
     truncated = not data.endswith(b"\n")
@@ -742,6 +746,10 @@ def parse_datalog(
         seen[(address, num)] = i
         columns.append(Column(i, num, tok, label, unit, fam, address))
 
+    if not block.isascii():
+        # Rows are ASCII by format; damaged bytes would also break pyarrow's UTF-8 handling
+        # of invalid rows. Masking them keeps line numbers and lets the row be reported.
+        block = block.translate(_ASCII_MASK)
     if block.strip():
         times, arrays = _read_rows(
             block, sep, width, [c.field for c in columns], HEADER_LINES + 1, issues
@@ -754,9 +762,9 @@ def parse_datalog(
     columns = _mark_integer_columns(block, sepb, columns)
 
     known = {c.number: c.family for c in columns}
-    present: dict[Family | None, set[int]] = {}
-    for d in inventory:
-        present.setdefault(d.family, set()).add(d.address)
+    present = {d.address for d in inventory} | {
+        c.address for c in columns if c.address in _unicast_addresses()
+    }
     parameters = _trailer_values(trailer["parameters"], known, present, issues)
     counters = _trailer_values(trailer["counters"], known, present, issues)
     return Datalog(
@@ -792,26 +800,32 @@ def _mark_integer_columns(block: bytes, sep: bytes, columns: list[Column]) -> li
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _unicast_addresses() -> frozenset[int]:
+    """Addresses of single devices (not multicast, phase or gateway)."""
+    return frozenset(
+        a
+        for family, (_, first, last) in FAMILY_ADDRESSES.items()
+        if family is not Family.RCC
+        for a in range(first, last + 1)
+    )
+
+
 def _trailer_values(
     lines: list[tuple[int, str, int, list[str]]],
     known: dict[int, Family | None],
-    present: dict[Family | None, set[int]],
+    present: set[int],
     issues: list[Issue],
 ) -> list[TrailerValue]:
     """Per-device values of parameter or counter lines: value k is device k of the family.
 
-    With an inventory, only the devices it lists are kept (absent ones are written as 0);
-    the gateway (RCC family or none) holds the first value only.
+    The datalogger writes 0 for devices that are absent: a zero is kept only for a device the
+    inventory or a data column names; the gateway (RCC family or none) holds the first value.
     """
     out: list[TrailerValue] = []
     for line_no, kind, number, cells in lines:
         family = _trailer_family(number, kind, known)
         gateway = family in (None, Family.RCC)
-        listed: set[int] = set()
-        if not gateway:
-            listed = present.get(family, set())
-            if family is Family.BSP:
-                listed = listed | present.get(Family.XCOM_CAN_BMS, set())
         for k, cell in enumerate(cells, start=1):
             if cell == "" or cell.lower() == "nan" or (gateway and k > 1):
                 continue
@@ -826,7 +840,7 @@ def _trailer_values(
                 if value != 0:
                     issues.append(Issue(line_no, f"{kind} {number}: no device {k} for {cell}"))
                 continue
-            if present and not gateway and address not in listed:
+            if value == 0 and not gateway and address not in present:
                 continue
             out.append(TrailerValue(kind, number, address, value, family))
     return out
