@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import struct
 
 import pytest
@@ -445,6 +446,9 @@ def test_datapoint_record(cat):
     assert dp.access_level is None
     with pytest.raises(AttributeError):
         dp.number = 1  # type: ignore[misc]
+    enum = cat.get(1552)
+    copy = pickle.loads(pickle.dumps(enum))  # loaded rows behave like constructed ones
+    assert copy == enum and copy.options == enum.options and copy.format is Format.LONG_ENUM
 
 
 def test_resolve(cat):
