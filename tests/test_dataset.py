@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -333,3 +334,87 @@ def test_string_fields_take_enums_by_value(tmp_path):
     assert devices.column("family").to_pylist() == ["xt"]
     events = ds.dataset(tmp_path / "events", partitioning="hive").to_table()
     assert events.column("detail").to_pylist() == ["20"]
+
+
+def _hourly_files(tmp_path, n_files=3, site="s"):
+    """n_files live-* files for the day of T0 (one per close), as hourly rotation makes."""
+    for k in range(n_files):
+        with DatasetWriter(tmp_path, merge_days=False) as w:
+            w.append_values(site, T0 + np.arange(k * 10, (k + 1) * 10), 101, 3000, float(k))
+    return partition_dir(tmp_path, "values", site, day_of_ms(T0))
+
+
+def test_finished_day_is_merged_into_one_file(tmp_path):
+    folder = _hourly_files(tmp_path)
+    sd_file = folder / "sd-LG240610.parquet"  # another writer's file: never touched
+    sd_file.write_bytes((next(folder.glob("live-*.parquet"))).read_bytes())
+    w = DatasetWriter(tmp_path, flush_interval=3600)
+    w.describe("s", [(101, 3000, "Battery voltage", "Vdc", "xt")])
+    w.append_values("s", T0 + 5, 101, 3000, 99.0)  # a late row for the old day
+    w.flush()
+    w.append_values("s", T0 + DAY_MS, 101, 3000, 1.0)  # the next day starts
+    w.flush()
+    w.flush()  # the old day's segment got nothing: it is compacted, then the day merged
+    assert wait_for(lambda: not list(folder.glob("live-*")))
+    w.close()
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["day-2024-06-10.parquet", "sd-LG240610.parquet"]
+    merged = pq.read_table(folder / "day-2024-06-10.parquet")
+    assert merged.num_rows == 31
+    assert merged.column("time").to_pylist() == sorted(merged.column("time").to_pylist())
+    assert labels_from_metadata(merged.schema.metadata)[(101, 3000)][2] == "Battery voltage"
+    assert not list((tmp_path / JOURNAL_DIR / "merges").glob("*.json"))
+
+
+def test_merge_day_replaces_an_earlier_merge(tmp_path):
+    from xcomlog.dataset import merge_day
+
+    folder = _hourly_files(tmp_path, 2)
+    first, parts = merge_day(tmp_path, "values", "s", day_of_ms(T0))
+    assert len(parts) == 2 and pq.read_metadata(first).num_rows == 20
+    _hourly_files(tmp_path, 1)  # a late file for the same day
+    second, parts = merge_day(tmp_path, "values", "s", day_of_ms(T0))
+    assert second == first and len(parts) == 1
+    assert [p.name for p in folder.iterdir()] == [first.name]
+    assert sorted(pq.read_table(first).column("value").to_pylist()) == [0.0] * 20 + [1.0] * 10
+    assert merge_day(tmp_path, "values", "s", day_of_ms(T0)) == (None, [])  # nothing to do
+
+
+@pytest.mark.parametrize("renamed", [True, False])
+def test_crash_during_merge_recovers_without_loss_or_duplicates(tmp_path, monkeypatch, renamed):
+    from xcomlog import dataset as dataset_mod
+
+    folder = _hourly_files(tmp_path, 3)
+    if renamed:  # crash after the merged file was renamed in, before the parts were deleted
+        monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: None)
+        with pytest.raises(RuntimeError):
+            real = dataset_mod.fsync_dir
+
+            def crash(path):
+                real(path)
+                if Path(path) == folder:
+                    raise RuntimeError("power cut")
+
+            monkeypatch.setattr(dataset_mod, "fsync_dir", crash)
+            dataset_mod.merge_day(tmp_path, "values", "s", day_of_ms(T0))
+    else:  # crash while the merged file was being written
+
+        def crash(*args, **kwargs):
+            raise KeyboardInterrupt  # not caught: like a kill, the manifest stays
+
+        monkeypatch.setattr(dataset_mod, "write_parquet_atomic", crash)
+        monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: None)
+        with pytest.raises(KeyboardInterrupt):
+            dataset_mod.merge_day(tmp_path, "values", "s", day_of_ms(T0))
+    monkeypatch.undo()
+    assert list((tmp_path / JOURNAL_DIR / "merges").glob("*.json"))  # the crash left it
+    DatasetWriter.recover(tmp_path)
+    assert not list((tmp_path / JOURNAL_DIR / "merges").glob("*.json"))
+    table = values_table(tmp_path)
+    assert sorted(table.column("value").to_pylist()) == [0.0] * 10 + [1.0] * 10 + [2.0] * 10
+    expected = ["day-2024-06-10.parquet"] if renamed else None
+    names = sorted(p.name for p in folder.iterdir())
+    if expected:
+        assert names == expected
+    else:
+        assert len(names) == 3 and all(n.startswith("live-") for n in names)

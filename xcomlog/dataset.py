@@ -9,7 +9,9 @@ Layout (hive-style, readable by pandas, DuckDB, Polars and Spark with no glue)::
 ``date`` is the UTC date of the rows. Tables: ``values`` (the long table of logged
 and imported values), ``messages``, ``events``, ``parameters`` and ``devices``.
 Readers never see a half-written file: files are written under a temporary name,
-fsynced and renamed into place. Every Parquet file also carries the labels of the
+fsynced and renamed into place. The live writer makes ``live-<time>-<id>.parquet`` files
+(one per rotation, hourly by default) and merges a finished day's into
+``day-<date>.parquet``, so years of data stay at one file per table, site and day. Every Parquet file also carries the labels of the
 datapoints it holds in its key-value metadata (``xcomlog.datapoints``), so a single
 file copied out of the dataset still describes itself.
 """
@@ -409,7 +411,7 @@ def read_segment(path: str | os.PathLike) -> tuple[pa.Table | None, int]:
 
 def _part_name(segment: Path) -> str:
     """Deterministic Parquet name of a segment, so compacting it twice replaces one file."""
-    return f"live-{segment.name[: -len(SEGMENT_SUFFIX)]}.parquet"
+    return f"{LIVE_PREFIX}{segment.name[: -len(SEGMENT_SUFFIX)]}.parquet"
 
 
 def _sort_table(table_name: str, table: pa.Table) -> pa.Table:
@@ -441,17 +443,9 @@ def compact_segment(
     if table is not None and table.num_rows:
         rows = table.num_rows
         table = _sort_table(table_name, table.cast(SCHEMAS[table_name]))
-        meta = {META_SITE: site, META_TABLE: table_name}
-        from . import __version__
-
-        meta[META_VERSION] = __version__
+        meta = {META_SITE: site, META_TABLE: table_name, META_VERSION: _version()}
         if labels and table_name in ("values", "parameters"):
-            keys = np.unique(
-                table.column("address").to_numpy().astype(np.uint32) << 16
-                | table.column("number").to_numpy().astype(np.uint32)
-            )
-            pairs = [(int(k) >> 16, int(k) & 0xFFFF) for k in keys]
-            present = [labels[p] for p in pairs if p in labels]
+            present = _labels_present(table, labels)
             if present:
                 meta[META_DATAPOINTS] = labels_metadata(present)
         out = partition_dir(root, table_name, site, day) / _part_name(segment)
@@ -464,6 +458,132 @@ def compact_segment(
         except OSError:
             break
     return rows, out
+
+
+MERGE_DIR = "merges"  # under _journal: one manifest per day merge in progress
+META_MERGE_ID = b"xcomlog.merge_id"
+LIVE_PREFIX = "live-"
+DAY_PREFIX = "day-"
+
+
+def _merge_manifest(root: Path, table_name: str, site: str, day: dt.date) -> Path:
+    return root / JOURNAL_DIR / MERGE_DIR / f"{table_name}~{site}~{day.isoformat()}.json"
+
+
+def _write_small_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def merge_day(
+    root: str | os.PathLike,
+    table_name: str,
+    site: str,
+    day: dt.date,
+    labels: Mapping[tuple[int, int], Label] | None = None,
+    *,
+    max_rows: int = 8_000_000,
+) -> tuple[Path | None, list[Path]]:
+    """Merge the writer's files (``live-*``) of one finished day into ``day-<date>.parquet``.
+
+    Keeps years of data at one file per table, site and day. Crash-safe: a manifest in the
+    journal names the parts before the merged file is renamed into place, and recovery
+    deletes the parts only if the merged file carrying that manifest's id is there (a
+    reader may see both for the milliseconds between the rename and the deletes).
+    Files of other writers (an SD-card import) are never touched. Returns (merged file or
+    None when there was nothing to merge, the parts it replaced).
+    """
+    root = Path(root)
+    folder = partition_dir(root, table_name, site, day)
+    parts = sorted(folder.glob(f"{LIVE_PREFIX}*.parquet"))
+    day_file = folder / f"{DAY_PREFIX}{day.isoformat()}.parquet"
+    sources = parts + ([day_file] if day_file.exists() else [])
+    if not parts or len(sources) < 2:
+        return None, []
+    if sum(pq.read_metadata(p).num_rows for p in sources) > max_rows:
+        return None, []
+    merge_id = uuid.uuid4().hex
+    manifest = _merge_manifest(root, table_name, site, day)
+    info = {"merge_id": merge_id, "parts": [p.name for p in parts], "file": day_file.name}
+    _write_small_file(manifest, json.dumps(info).encode())
+    try:
+        schema = SCHEMAS[table_name]
+        tables, merged_labels = [], {}
+        for p in sources:
+            t = pq.read_table(p, partitioning=None)
+            merged_labels.update(labels_from_metadata(t.schema.metadata))
+            tables.append(t.select(schema.names).cast(schema).replace_schema_metadata(None))
+        merged_labels.update(labels or {})
+        table = _sort_table(table_name, pa.concat_tables(tables))
+        meta = {
+            META_SITE: site,
+            META_TABLE: table_name,
+            META_VERSION: _version(),
+            META_MERGE_ID: merge_id,
+        }
+        if merged_labels and table_name in ("values", "parameters"):
+            present = _labels_present(table, merged_labels)
+            if present:
+                meta[META_DATAPOINTS] = labels_metadata(present)
+        write_parquet_atomic(table, day_file, metadata=meta, **_table_write_options(table_name))
+    except BaseException:
+        _finish_merge(root, manifest)  # parts deleted only if the merged file is in place
+        raise
+    for p in parts:
+        p.unlink(missing_ok=True)
+    fsync_dir(folder)
+    manifest.unlink(missing_ok=True)
+    return day_file, parts
+
+
+def _finish_merge(root: Path, manifest: Path) -> None:
+    """Complete or drop one interrupted day merge: the parts go only if the merged file
+    carrying the manifest's id is in place; the manifest goes in both cases."""
+    try:
+        info = json.loads(manifest.read_bytes())
+        table_name, site, date_text = manifest.stem.split("~")
+        folder = partition_dir(root, table_name, site, dt.date.fromisoformat(date_text))
+        day_file = folder / info["file"]
+        done = day_file.exists() and (
+            (pq.read_schema(day_file).metadata or {}).get(META_MERGE_ID)
+            == info["merge_id"].encode()
+        )
+    except (ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+        log.warning("dropping unreadable merge manifest %s: %s", manifest, exc)
+        manifest.unlink(missing_ok=True)
+        return
+    if done:
+        for name in info["parts"]:
+            (folder / name).unlink(missing_ok=True)
+        fsync_dir(folder)
+    manifest.unlink(missing_ok=True)
+
+
+def _finish_merges(root: Path) -> None:
+    """Complete or drop the day merges a crash interrupted (see merge_day)."""
+    for manifest in sorted((root / JOURNAL_DIR / MERGE_DIR).glob("*.json")):
+        _finish_merge(root, manifest)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _labels_present(table: pa.Table, labels: Mapping[tuple[int, int], Label]) -> list[Label]:
+    keys = np.unique(
+        table.column("address").to_numpy().astype(np.uint32) << 16
+        | table.column("number").to_numpy().astype(np.uint32)
+    )
+    pairs = [(int(k) >> 16, int(k) & 0xFFFF) for k in keys]
+    return [labels[p] for p in pairs if p in labels]
 
 
 def _parse_segment_path(root: Path, segment: Path) -> tuple[str, str, dt.date] | None:
@@ -530,6 +650,7 @@ def _recover(root: Path, site_labels: Mapping[str, Mapping] | None = None) -> di
     recovered: dict[tuple[str, str], int] = {}
     if not journal.is_dir():
         return recovered
+    _finish_merges(root)
     label_cache: dict[str, Mapping] = dict(site_labels or {})
     for segment in sorted(journal.rglob(f"*{SEGMENT_SUFFIX}")):
         key = _parse_segment_path(root, segment)
@@ -663,6 +784,7 @@ class DatasetWriter:
         *,
         max_buffer_rows: int = 2_000_000,
         max_segment_rows: int = 8_000_000,
+        merge_days: bool = True,
         on_flush: Callable[[dict], None] | None = None,
     ) -> None:
         if not flush_interval > 0:
@@ -674,6 +796,7 @@ class DatasetWriter:
         self.rotate_interval = float(rotate_interval)
         self.max_buffer_rows = int(max_buffer_rows)
         self.max_segment_rows = int(max_segment_rows)
+        self.merge_days = bool(merge_days)
         self.on_flush = on_flush
         self.error: BaseException | None = None
         self._closed = False
@@ -1106,7 +1229,36 @@ class DatasetWriter:
                     return
                 with self._io_lock:
                     self._pending.pop(0)
+                    key = (table_name, site, day)
+                    day_over = (
+                        self.merge_days
+                        and day < self._latest_day.get((table_name, site), day)
+                        and key not in self._segments
+                        and all(k != key for k, _ in self._pending)
+                    )
                 with self._buf_lock:
                     self._stats["rows_compacted"] += rows
                     self._stats["files"] += out is not None
                     self._stats["bytes"] += size
+                if day_over:
+                    self._merge(table_name, site, day, labels)
+
+    def _merge(self, table_name: str, site: str, day: dt.date, labels: Mapping) -> None:
+        """Merge a finished day's files; a failure leaves them as they were (and is logged:
+        a disk that is really full stops the writer at the next flush)."""
+        folder = partition_dir(self.root, table_name, site, day)
+        before = {p: p.stat().st_size for p in folder.glob("*.parquet")}
+        try:
+            merged, parts = merge_day(
+                self.root, table_name, site, day, labels, max_rows=self.max_segment_rows
+            )
+        except Exception as exc:  # noqa: BLE001 - the hourly files are still complete
+            log.warning("could not merge %s of site %s on %s: %s", table_name, site, day, exc)
+            return
+        if merged is None:
+            return
+        with self._buf_lock:
+            self._stats["files"] += 1 - len(parts) - (merged in before)
+            self._stats["bytes"] += merged.stat().st_size - sum(
+                before.get(p, 0) for p in [*parts, merged]
+            )
