@@ -60,13 +60,16 @@ class FaultConfig:
                 raise ValidationError(f"fault {f.name} is a probability 0..1, got {value!r}")
         if self.delay_s > RESPONSE_TIMEOUT_S * 5:
             raise ValidationError(f"fault delay_s {self.delay_s} is beyond any client timeout")
+        # Computed once: the request path asks for every response.
+        active = any(
+            getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_FAULTS
+        )
+        object.__setattr__(self, "_active", active)
 
     @property
     def active(self) -> bool:
         """True if any fault can happen."""
-        return any(
-            getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_FAULTS
-        )
+        return self._active  # type: ignore[attr-defined, no-any-return]
 
     @classmethod
     def from_dict(cls, data: dict) -> FaultConfig:

@@ -112,7 +112,7 @@ class Link:
         for frame in decoder.feed(chunk):
             chunks = self.sim.handle_frame(frame)
             self.requests += 1
-            delay = self.sim.injector.delay() if self.sim.faults.active else 0.0
+            delay = self.sim.injector.delay() if self.sim.faults._active else 0.0
             if delay:
                 self._stop.wait(delay)
             for out in chunks:
@@ -166,7 +166,9 @@ class TcpServerLink(Link):
                 conn.close()
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.settimeout(_POLL_S)
+            # Blocking without a timeout saves a poll() per recv; stop() and the disconnect
+            # fault shut the socket down, which wakes the recv.
+            conn.settimeout(None if not self.sim.faults.disconnect_every_s else _POLL_S)
             with self._conns_lock:
                 self._conns.add(conn)
             self.connections += 1

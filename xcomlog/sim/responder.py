@@ -79,6 +79,12 @@ _LEVELS = (
     ("inst", AccessLevel.INSTALLER),
     ("qsp", AccessLevel.QSP),
 )
+_RESPONSE_FLAG = int(ServiceFlag.RESPONSE)
+_DATALOGGER_SUPPORTED = int(FrameFlag.DATALOGGER_SUPPORTED)
+_SD_CARD_PRESENT = int(FrameFlag.SD_CARD_PRESENT)
+_NEW_DATALOG_FILE = int(FrameFlag.NEW_DATALOG_FILE)
+_RESTARTED = int(FrameFlag.RESTARTED)
+_MESSAGE_PENDING = int(FrameFlag.MESSAGE_PENDING)
 #: Another DTE on a shared link (foreign frames are addressed to it).
 OTHER_CLIENT = 2
 #: Reads whose answer never changes within a second are cached up to this many entries.
@@ -212,7 +218,7 @@ class Simulator:
         if inst.replay:
             from .replay import Replay
 
-            self._replay = Replay(inst.replay, inst).value
+            self._replay = Replay(inst.replay, inst, self._infos).value
         self._param_state: dict[tuple[int, int], _Param] = {}
         self.flash_writes: dict[tuple[int, int], int] = {}
         self.requests = 0
@@ -352,11 +358,13 @@ class Simulator:
 
     def handle_frame(self, frame: Any) -> list[bytes]:
         """Byte chunks answering one decoded request, faults applied."""
-        if frame.service_flags & ServiceFlag.RESPONSE:
+        if frame.service_flags & _RESPONSE_FLAG:
             return []  # a response (another client's, or an echo) is not a request
         injector = self.injector
         with self._lock:
             self.requests += 1
+            if not self._faults._active:  # type: ignore[attr-defined]
+                return [self.respond(frame)]
             if injector.restart_due():
                 self.restart()
                 return []
@@ -364,8 +372,6 @@ class Simulator:
                 response = self._error(frame, ErrorCode.SCOM_ERROR_GATEWAY_BUSY)
             else:
                 response = self.respond(frame)
-            if not self._faults.active:
-                return [response]
             foreign = None
             if self._faults.foreign_frames:
                 foreign = self._foreign_response(frame)
@@ -836,17 +842,17 @@ class Simulator:
         self._update_flags()
 
     def _update_flags(self) -> None:
-        flags = FrameFlag.DATALOGGER_SUPPORTED
-        if self.sdcard is not None:
-            flags |= FrameFlag.SD_CARD_PRESENT
-            if self.sdcard.new_file:
-                flags |= FrameFlag.NEW_DATALOG_FILE
+        # Plain ints, not IntFlag arithmetic: this runs for every request.
+        flags = _DATALOGGER_SUPPORTED
+        sdcard = self.sdcard
+        if sdcard is not None:
+            flags |= _SD_CARD_PRESENT | (_NEW_DATALOG_FILE if sdcard.new_file else 0)
         if self.restarted:
-            flags |= FrameFlag.RESTARTED
+            flags |= _RESTARTED
         if self.messages.pending:
-            flags |= FrameFlag.MESSAGE_PENDING
-        if int(flags) != self._flags:
-            self._flags = int(flags)
+            flags |= _MESSAGE_PENDING
+        if flags != self._flags:
+            self._flags = flags
             self._cache.clear()
 
     @property
