@@ -226,6 +226,9 @@ def test_build_refuses_what_it_does_not_understand(gen):
         gen.build([odd_level])
     with pytest.raises(gen.AppendixError, match="unknown appendix section"):
         gen._classify("TOASTER PARAMETERS")
+    cut = S("XTENDER PARAMETERS", "xt", "parameter", [param_row(gen, "", "continued")])
+    with pytest.raises(gen.AppendixError, match="row without a number"):
+        gen.build([cut])
     lone_120v = S(
         "XTENDER 120VAC SPECIFIC PARAMETERS",
         "xt",

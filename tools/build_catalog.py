@@ -281,6 +281,8 @@ def read_sections(pdf_path: Path) -> tuple[list[Section], dict[str, str]]:
                 texts = table.extract()
                 for row_obj, raw in zip(table.rows, texts, strict=True):
                     cells = [_clean(c) for c in raw]
+                    if not any(cells):
+                        continue
                     keys = [_header_key(c) for c in cells]
                     if all(k is not None for k in keys):
                         header = keys
@@ -358,10 +360,18 @@ def _level(text: str, where: str) -> str:
     return LEVELS[key]
 
 
+def _row_number(row: Row, where: str) -> int:
+    text = _one_line(row.cells.get("number", ""))
+    if not text.isdigit():
+        # A row cut by a page break, or a new column layout: stop rather than guess.
+        raise AppendixError(f"{where}: row without a number: {row.cells!r}")
+    return int(text)
+
+
 def _parameter(section: Section, row: Row) -> dict[str, object]:
     c = row.cells
     where = f"page {row.page}, {section.title.lower()} {c.get('number')!r}"
-    number = int(c["number"])
+    number = _row_number(row, where)
     format_text = _one_line(c.get("format", ""))
     fmt = _format_name(format_text, where)
     increment_text = c.get("increment", "")
@@ -416,7 +426,7 @@ def _parameter(section: Section, row: Row) -> dict[str, object]:
 def _info(section: Section, row: Row) -> dict[str, object]:
     c = row.cells
     where = f"page {row.page}, {section.title.lower()} {c.get('number')!r}"
-    number = int(c["number"])
+    number = _row_number(row, where)
     format_text = _one_line(c.get("format", ""))
     fmt = _format_name(format_text, where)
     unit_text = c.get("unit", "")
@@ -485,7 +495,7 @@ def build(sections: list[Section]) -> tuple[list[dict], list[dict]]:
         stack: list[tuple[int, int]] = []  # (depth, menu number)
         for row in section.rows:
             if section.kind == "message":
-                number = int(row.cells["number"])
+                number = _row_number(row, f"page {row.page}, message")
                 m = _MESSAGE.match(row.cells.get("message", ""))
                 if not m or int(m.group(2)) != number:
                     raise AppendixError(f"page {row.page}: unreadable message {row.cells!r}")
