@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import codec
 from ..exceptions import ValidationError
 from ..protocol import RESPONSE_TIMEOUT_S
 
@@ -89,10 +89,16 @@ _NOT_FAULTS = {"slowdown_window_s", "disconnect_s"}
 class FaultInjector:
     """Seeded decisions for one simulator: what happens to each response."""
 
-    def __init__(self, config: FaultConfig | None = None, seed: int | None = 0) -> None:
+    def __init__(
+        self,
+        config: FaultConfig | None = None,
+        seed: int | None = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config or FaultConfig()
         self.rng = random.Random(seed)
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
         self._last_restart = 0
         self.counts: dict[str, int] = {}
 
@@ -100,7 +106,7 @@ class FaultInjector:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.clock() - self.started
 
     def restart_due(self) -> bool:
         """True once per ``restart_every_s`` period: the gateway has just restarted."""
@@ -166,21 +172,5 @@ class FaultInjector:
         if not c.disconnect_every_s:
             return False
         cycle = c.disconnect_every_s + c.disconnect_s
-        phase = (time.monotonic() - since) % cycle
+        phase = (self.clock() - since) % cycle
         return phase >= c.disconnect_every_s
-
-
-def foreign_frame(response: bytes, other_client: int) -> bytes:
-    """A copy of ``response`` re-addressed to another client, as a shared Moxa relays it."""
-    frame = codec.decode_frame(response)
-    return codec.encode_frame(
-        frame.service_id,
-        frame.object_type,
-        frame.object_id,
-        frame.property_id,
-        frame.data,
-        src=frame.src,
-        dst=other_client,
-        service_flags=frame.service_flags,
-        frame_flags=frame.frame_flags,
-    )

@@ -25,6 +25,7 @@ from ..protocol import Family
 from .installation import Device, Installation
 
 MINUTES = 1440
+_EPOCH_ORDINAL = dt.date(2020, 1, 1).toordinal()
 NOMINAL_AC_V = 230.0
 NOMINAL_HZ = 50.0
 
@@ -248,7 +249,9 @@ class State:
     frac: float
     day: DayTable
     yesterday: DayTable
-    days_since_2020: float
+    day_index: int  # local days since 2020-01-01
+    year_day: int  # local days since the 1st of January
+    day_fraction: float  # 0..1 of the local day gone
     jitter: float  # -1..1, changes every second
 
     def at(self, name: str) -> float:
@@ -257,6 +260,12 @@ class State:
     def cum(self, name: str) -> float:
         arr = getattr(self.day, name)
         return float(arr[self.minute] + (arr[self.minute + 1] - arr[self.minute]) * self.frac)
+
+    def progress(self, name: str) -> float:
+        """How much of today's total of a cumulative quantity is done (0..1)."""
+        arr = getattr(self.day, name)
+        full = float(arr[-1])
+        return self.cum(name) / full if full > 1e-9 else self.day_fraction
 
     def yday(self, name: str) -> float:
         return float(getattr(self.yesterday, name)[-1])
@@ -301,7 +310,9 @@ class ValueModel:
                 frac=(sec - minute * 60) / 60.0,
                 day=self.plant.day(date),
                 yesterday=self.plant.day(date - dt.timedelta(days=1)),
-                days_since_2020=(t - 1577836800.0) / 86400.0,
+                day_index=date.toordinal() - _EPOCH_ORDINAL,
+                year_day=date.timetuple().tm_yday - 1,
+                day_fraction=sec / 86400.0,
                 jitter=2.0 * _noise(str(second), self.seed) - 1.0,
             )
             self._state_second = second
@@ -407,15 +418,20 @@ class ValueModel:
             "battery": inst.load_kw * 5.0,
         }[flow]
         since_install = 400.0 + 900.0 * _noise(f"age{address}", seed)
-        since_reset = 30.0 + 200.0 * _noise(f"reset{address}", seed)
 
         def day_or_total(cum_name: str, scale: float = 1.0, per_day: float = daily) -> ValueFn:
             if "previous day" in name or "yesterday" in name:
                 return lambda s: share(s.yday(cum_name)) * scale
             if "current day" in name or "today" in name:
                 return lambda s: share(s.cum(cum_name)) * scale
-            days = since_reset if ("resettable" in name or "custom" in name) else since_install
-            return lambda s: share(per_day * days + s.cum(cum_name)) * scale
+            # Totals grow by one typical day per day, spread over the day as the real
+            # flow goes: continuous at midnight and never decreasing. Resettable and custom
+            # counters restart on the 1st of January.
+            if "resettable" in name or "custom" in name:
+                return lambda s: share(per_day * (s.year_day + s.progress(cum_name))) * scale
+            return lambda s: (
+                share(per_day * (since_install + s.day_index + s.progress(cum_name))) * scale
+            )
 
         if unit in ("kwh", "wh", "mwh"):
             cum_name = {
@@ -524,7 +540,7 @@ class ValueModel:
             return _const(int(100 * _noise(key, seed)))
         if unit == "days":
             if "total" in name:
-                return lambda s: since_install + s.days_since_2020 % 1.0
+                return lambda s: since_install + s.day_index + s.day_fraction
             return _const(1 + int(25 * _noise(key, seed)))
         if unit == "minutes":
             return lambda s: (
