@@ -38,6 +38,18 @@ def codec(request):
 
 
 @pytest.fixture
+def codec_pair():
+    """(compiled, pure) for tests that compare the two; they run in the compiled run only.
+
+    With XCOMLOG_NO_EXTENSIONS=1 they are skipped (the compiled run covers them); without
+    it a missing compiled module fails them loudly.
+    """
+    if NO_EXTENSIONS:
+        pytest.skip("compares the compiled codec, which XCOMLOG_NO_EXTENSIONS=1 disables")
+    return load_codec("c"), load_codec("py")
+
+
+@pytest.fixture
 def reference_dir() -> Path:
     """The official specification folder; tests that need it skip when it is absent."""
     if not REFERENCE.is_dir():

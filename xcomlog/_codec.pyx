@@ -819,15 +819,26 @@ cdef int _batch_format(object value_format) except -1:
 
 cdef inline double _batch_value(int code, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     """The property value at ``p`` as a double, NaN when ``n`` does not fit the format."""
+    cdef double nan = NAN
     if code == F_FLOAT:
-        return xcom_f32(rd32(p)) if n == 4 else NAN
+        if n == 4:
+            return <double>xcom_f32(rd32(p))
+        return nan
     if code == F_INT32:
-        return <int32_t>rd32(p) if n == 4 else NAN
+        if n == 4:
+            return <double><int32_t>rd32(p)
+        return nan
     if code == F_LONG_ENUM:
-        return rd32(p) if n == 4 else NAN
+        if n == 4:
+            return <double>rd32(p)
+        return nan
     if code == F_BOOL:
-        return p[0] if n == 1 and p[0] <= 1 else NAN
-    return rd16(p) if n == 2 else NAN  # FORMAT, SHORT_ENUM, ERROR
+        if n == 1 and p[0] <= 1:
+            return <double>p[0]
+        return nan
+    if n == 2:  # FORMAT, SHORT_ENUM, ERROR
+        return <double>rd16(p)
+    return nan
 
 
 # --- Batches: many frames from one buffer into column arrays ------------------------------
