@@ -242,3 +242,21 @@ def test_links_stop_cleanly_and_free_the_port():
     sock.close()
     with socket.create_server(address):
         pass
+
+
+def test_shared_tcp_server_relays_every_response_to_every_client():
+    sim = spec_sim()
+    with sim.serve_tcp("127.0.0.1", 0, shared=True) as link:
+        a = socket.create_connection(link.address, timeout=TIMEOUT)
+        b = socket.create_connection(link.address, timeout=TIMEOUT)
+        try:
+            time.sleep(0.2)  # both accepted before the first answer goes out
+            a.sendall(
+                codec.encode_request(Service.READ, ObjectType.USER_INFO, 3000, 1, src=1, dst=xt(1))
+            )
+            seen_by_b = codec.decode_frame(read_frame(b.recv))
+            seen_by_a = codec.decode_frame(read_frame(a.recv))
+            assert seen_by_a == seen_by_b and seen_by_b.dst == 1  # b must ignore it: not its src
+        finally:
+            a.close()
+            b.close()

@@ -96,6 +96,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="listen like a Moxa in TCP-server mode (clients use --tcp); port 0 picks a free one",
     )
     links.add_argument(
+        "--shared",
+        action="store_true",
+        help="with --tcp-server: every client receives every response (an NPort shared by clients)",
+    )
+    links.add_argument(
         "--tcp-client",
         metavar="HOST:PORT",
         type=lambda t: _host_port(t, need_host=True),
@@ -203,13 +208,13 @@ def run(args: argparse.Namespace) -> int:
     if args.pty:
         links.append(sim.serve_pty(baud=args.baud))
     if args.tcp_server:
-        links.append(sim.serve_tcp(*args.tcp_server, baud=args.baud))
+        links.append(sim.serve_tcp(*args.tcp_server, baud=args.baud, shared=args.shared))
     if args.tcp_client:
         links.append(sim.connect_tcp(*args.tcp_client, baud=args.baud))
     if args.udp:
         links.append(sim.serve_udp(*args.udp, reply_port=args.reply_port, baud=args.baud))
     if not links:
-        links.append(sim.serve_tcp(*_host_port(DEFAULT_TCP), baud=args.baud))
+        links.append(sim.serve_tcp(*_host_port(DEFAULT_TCP), baud=args.baud, shared=args.shared))
 
     stop = threading.Event()
 

@@ -123,14 +123,24 @@ class Link:
 
 
 class TcpServerLink(Link):
-    """A Moxa NPort in TCP-server mode: clients connect to ``address`` (``--tcp``)."""
+    """A Moxa NPort in TCP-server mode: clients connect to ``address`` (``--tcp``).
+
+    With ``shared=True`` every connected client receives every response, as from an
+    NPort that lets several clients share one serial port: each must pick its own frames.
+    """
 
     kind = "tcp-server"
 
     def __init__(
-        self, sim: Simulator, host: str = "127.0.0.1", port: int = 0, baud: int | None = None
+        self,
+        sim: Simulator,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        baud: int | None = None,
+        shared: bool = False,
     ) -> None:
         super().__init__(sim, baud)
+        self.shared = shared
         self._bind = (host, port)
         self._server: socket.socket | None = None
         self._conns: set[socket.socket] = set()
@@ -188,7 +198,9 @@ class TcpServerLink(Link):
                     continue
                 if not chunk:
                     break
-                self._answer(chunk, decoder, conn.sendall, rx, tx)
+                self._answer(
+                    chunk, decoder, self._broadcast if self.shared else conn.sendall, rx, tx
+                )
         except OSError:
             pass
         finally:
@@ -196,6 +208,13 @@ class TcpServerLink(Link):
                 self._conns.discard(conn)
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def _broadcast(self, data: bytes) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.sendall(data)
 
     def _drop_all(self) -> None:
         with self._conns_lock:

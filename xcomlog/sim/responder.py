@@ -913,11 +913,22 @@ class Simulator:
 
     # --- links -----------------------------------------------------------------------
 
-    def serve_tcp(self, host: str = "127.0.0.1", port: int = 0, *, baud: int | None = None):
-        """A TCP server link (Moxa TCP-server mode); ``link.address`` is where to connect."""
+    def serve_tcp(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        baud: int | None = None,
+        shared: bool = False,
+    ):
+        """A TCP server link (Moxa TCP-server mode); ``link.address`` is where to connect.
+
+        ``shared=True``: every client receives every response (several clients sharing one
+        serial port through the NPort).
+        """
         from .links import TcpServerLink
 
-        return TcpServerLink(self, host, port, baud=baud)
+        return TcpServerLink(self, host, port, baud=baud, shared=shared)
 
     def connect_tcp(self, host: str, port: int, *, baud: int | None = None, retry_s: float = 0.5):
         """A TCP client link (Moxa TCP-client mode) connecting out to a listening logger."""
