@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from xcomlog import importer, sdcard
+from xcomlog import dataset, importer, sdcard
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sd-datalog"
 TEMPLATE = "LG180713.CSV"
@@ -128,6 +128,9 @@ def run(quick: bool = False) -> list[dict]:
             _python_csv_parse(p)
         py_s = time.perf_counter() - t0
 
+        # Write options of imported values vs the live writer's, on the same days' tables.
+        layout = _compare_layouts(sorted(src.iterdir())[:20])
+
         values_bytes = _bytes(out, "values")
         all_bytes = sum(_bytes(out, t) for t in ("values", "parameters", "devices"))
         day_files = list((out / "values").rglob("sd-*.parquet"))
@@ -173,7 +176,68 @@ def run(quick: bool = False) -> list[dict]:
             "python_csv_ms_per_file": round(py_s / len(sample) * 1000, 1),
         },
     ]
+    results.append(
+        {
+            "benchmark": "import",
+            "metric": "import_layout_vs_live_layout_bytes",
+            "value": layout["bytes_ratio"],
+            "unit": "ratio",
+            "write_cpu_ratio": layout["cpu_ratio"],
+            "import_options": str(importer.VALUES_WRITE_OPTIONS),
+            "live_options": str(dataset.VALUES_WRITE_OPTIONS),
+            "days": 20,
+        }
+    )
+    real = _real_samples_ratio()
+    if real:
+        results.append(real)
     return results
+
+
+def _compare_layouts(paths: list[Path]) -> dict:
+    """Bytes and write CPU of the import's Parquet options against the live writer's."""
+    parts = [
+        table
+        for p in paths
+        for table in importer.prepare_day(sdcard.read_datalog(p), ZONE).parts["values"].values()
+    ]
+    measured = {}
+    for name, options in (
+        ("import", importer.VALUES_WRITE_OPTIONS),
+        ("live", dataset.VALUES_WRITE_OPTIONS),
+    ):
+        best_cpu, size = float("inf"), 0
+        for _ in range(3):
+            start, size = time.process_time(), 0
+            for table in parts:
+                sink = io.BytesIO()
+                pq.write_table(table, sink, **options)
+                size += sink.tell()
+            best_cpu = min(best_cpu, time.process_time() - start)
+        measured[name] = (size, best_cpu)
+    return {
+        "bytes_ratio": round(measured["import"][0] / measured["live"][0], 3),
+        "cpu_ratio": round(measured["import"][1] / measured["live"][1], 3),
+    }
+
+
+def _real_samples_ratio() -> dict | None:
+    """Parquet/CSV bytes of the five real samples imported as they are."""
+    files = sorted(SAMPLES.glob("LG*.CSV"))
+    if not files:
+        return None
+    with tempfile.TemporaryDirectory(prefix="xcomlog-import-real-") as tmp:
+        summary = importer.import_paths(files, site="real", tz=ZONE, out=tmp, progress=False)
+        parquet = _bytes(Path(tmp), "values")
+    csv_bytes = sum(p.stat().st_size for p in files)
+    return {
+        "benchmark": "import",
+        "metric": "real_samples_values_to_csv_bytes_ratio",
+        "value": round(parquet / csv_bytes, 4),
+        "unit": "ratio",
+        "files": len(files),
+        "bytes_per_value": round(parquet / summary.values, 3),
+    }
 
 
 if __name__ == "__main__":

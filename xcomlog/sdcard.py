@@ -679,7 +679,7 @@ def parse_datalog(
         raise DatalogError(f"{name}: empty file")
     lines, start = _split_header(data, name)
     sep = _detect_separator(lines[0])
-    version, found = _parse_header(lines, sep, name, issues)
+    _, found = _parse_header(lines, sep, name, [])  # DatalogError if it is not a datalog
 
     end = _data_end(data, start)
     block = data[start:end]
@@ -714,12 +714,62 @@ def parse_datalog(
     truncated = truncated or not trailer_text.strip()
     inventory: list[InventoryDevice] = trailer["devices"]
 
-    # Families and addresses of the columns.
+    inventory_xts = frozenset(d.address for d in inventory if d.family is Family.XTENDER)
+    version, columns, header_issues = _map_columns(tuple(lines), sep, phase_columns, inventory_xts)
+    issues.extend(header_issues)
+
+    if not block.isascii():
+        # Rows are ASCII by format; damaged bytes would also break pyarrow's UTF-8 handling
+        # of invalid rows. Masking them keeps line numbers and lets the row be reported.
+        block = block.translate(_ASCII_MASK)
+    if block.strip():
+        times, arrays = _read_rows(
+            block, sep, width, [c.field for c in columns], HEADER_LINES + 1, issues
+        )
+    else:
+        times, arrays = np.zeros(0, dtype="datetime64[m]"), [np.zeros(0, np.float32)] * len(columns)
+    matrix = (
+        np.column_stack(arrays) if arrays else np.zeros((len(times), 0), dtype=np.float32)
+    ).astype(np.float32, copy=False)
+    columns = _mark_integer_columns(block, sepb, list(columns))
+
+    known = {c.number: c.family for c in columns}
+    present = {d.address for d in inventory} | {
+        c.address for c in columns if c.address in _unicast_addresses()
+    }
+    parameters = _trailer_values(trailer["parameters"], known, present, issues)
+    counters = _trailer_values(trailer["counters"], known, present, issues)
+    return Datalog(
+        name=name,
+        version=version,
+        separator=sep,
+        columns=columns,
+        local_times=times,
+        data=matrix,
+        parameters=parameters,
+        counters=counters,
+        devices=inventory,
+        issues=sorted(issues, key=lambda x: (x.line is None, x.line or 0)),
+        truncated=truncated,
+        custom_text=trailer["custom"],
+        header=(lines[0], lines[1], lines[2]),
+        field_count=width,
+        trailer=trailer_text,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _map_columns(
+    lines: tuple[str, ...], sep: str, phase_columns: str, inventory_xts: frozenset[int]
+) -> tuple[str, tuple[Column, ...], tuple[Issue, ...]]:
+    """Version, mapped columns and header issues of a header (cached: every day file of an
+    installation has the same header, and the mapping costs a catalog lookup per column)."""
+    issues: list[Issue] = []
+    version, found = _parse_header(list(lines), sep, "", issues)
     fams = [datapoint_family(num, "info", label_family(label)) for _, num, _, label, _ in found]
     xt_tokens = {
         tok.upper() for (_, _, tok, _, _), f in zip(found, fams, strict=True) if f is Family.XTENDER
     }
-    inventory_xts = {d.address for d in inventory if d.family is Family.XTENDER}
     single_xt = (
         phase_columns == "auto"
         and "L1-1" in xt_tokens
@@ -745,45 +795,7 @@ def parse_datalog(
             continue
         seen[(address, num)] = i
         columns.append(Column(i, num, tok, label, unit, fam, address))
-
-    if not block.isascii():
-        # Rows are ASCII by format; damaged bytes would also break pyarrow's UTF-8 handling
-        # of invalid rows. Masking them keeps line numbers and lets the row be reported.
-        block = block.translate(_ASCII_MASK)
-    if block.strip():
-        times, arrays = _read_rows(
-            block, sep, width, [c.field for c in columns], HEADER_LINES + 1, issues
-        )
-    else:
-        times, arrays = np.zeros(0, dtype="datetime64[m]"), [np.zeros(0, np.float32)] * len(columns)
-    matrix = (
-        np.column_stack(arrays) if arrays else np.zeros((len(times), 0), dtype=np.float32)
-    ).astype(np.float32, copy=False)
-    columns = _mark_integer_columns(block, sepb, columns)
-
-    known = {c.number: c.family for c in columns}
-    present = {d.address for d in inventory} | {
-        c.address for c in columns if c.address in _unicast_addresses()
-    }
-    parameters = _trailer_values(trailer["parameters"], known, present, issues)
-    counters = _trailer_values(trailer["counters"], known, present, issues)
-    return Datalog(
-        name=name,
-        version=version,
-        separator=sep,
-        columns=columns,
-        local_times=times,
-        data=matrix,
-        parameters=parameters,
-        counters=counters,
-        devices=inventory,
-        issues=sorted(issues, key=lambda x: (x.line is None, x.line or 0)),
-        truncated=truncated,
-        custom_text=trailer["custom"],
-        header=(lines[0], lines[1], lines[2]),
-        field_count=width,
-        trailer=trailer_text,
-    )
+    return version, tuple(columns), tuple(issues)
 
 
 def _mark_integer_columns(block: bytes, sep: bytes, columns: list[Column]) -> list[Column]:
@@ -860,11 +872,13 @@ def read_datalog(path: str | Path, *, phase_columns: str = "auto") -> Datalog:
 
 
 def _format_values(values: np.ndarray, integer: bool) -> pa.Array:
+    """Cells as the datalogger writes them: two decimals, or an integer; NaN -> empty."""
     missing = np.isnan(values)
+    clean = np.nan_to_num(values).astype(np.float64)
     if integer:
-        text = pc.cast(pa.array(np.rint(np.nan_to_num(values)).astype(np.int64)), pa.string())
+        text = pc.cast(pa.array(np.rint(clean).astype(np.int64)), pa.string())
     else:
-        cents = np.rint(np.nan_to_num(values).astype(np.float64) * 100).astype(np.int64)
+        cents = np.rint(clean * 100).astype(np.int64)
         digits = pc.utf8_lpad(pc.cast(pa.array(np.abs(cents)), pa.string()), 3, "0")
         text = pc.binary_join_element_wise(
             pc.utf8_slice_codeunits(digits, 0, -2), pc.utf8_slice_codeunits(digits, -2), "."
@@ -884,8 +898,13 @@ def render(log_: Datalog) -> bytes:
         fields: list = [empty] * width
         stamps = pa.array(log_.local_times.astype("datetime64[s]"))
         fields[0] = pc.strftime(stamps, format=TIME_FORMAT)
-        for j, column in enumerate(log_.columns):
-            fields[column.field] = _format_values(log_.data[:, j], column.integer)
+        for integer in (False, True):  # all columns of a kind formatted in one pass
+            js = [j for j, c in enumerate(log_.columns) if c.integer is integer]
+            if not js:
+                continue
+            text = _format_values(np.ascontiguousarray(log_.data[:, js].T).ravel(), integer)
+            for k, j in enumerate(js):
+                fields[log_.columns[j].field] = text.slice(k * n, n)
         rows = pc.binary_join_element_wise(*fields, sep)
         parts.append("\n".join(rows.to_pylist()))
         parts.append("\n")
