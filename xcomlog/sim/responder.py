@@ -91,6 +91,19 @@ OTHER_CLIENT = 2
 _CACHE_LIMIT = 4096
 
 
+#: How often each severity of message shows up: mostly notices, some warnings, few errors.
+_SEVERITY_WEIGHTS = {"": 14, "Warning": 5, "Error": 1, "Halted": 0}
+
+
+def _message_pool(messages: dict) -> list[int]:
+    """Message numbers repeated by weight, so ``rng.choice`` draws a plausible mix."""
+    pool: list[int] = []
+    for number in sorted(messages):
+        severity = getattr(messages[number], "severity", "")
+        pool.extend([number] * _SEVERITY_WEIGHTS.get(severity, 1))
+    return pool or sorted(messages)
+
+
 class _Refusal(Exception):
     """Internal: the request is answered with this error code."""
 
@@ -234,7 +247,7 @@ class Simulator:
         self._flags = 0
         self._next_message = 0.0
         now = self.now()
-        types = sorted(getattr(catalog, "messages", {}) or {})
+        types = _message_pool(getattr(catalog, "messages", {}) or {})
         sources = [d.address for d in inst.devices if d.family is not Family.RCC]
         seed_history(
             self.messages, inst.messages, int(self.device_time(now)), types, sources, self._rng
@@ -506,12 +519,15 @@ class Simulator:
         pinned = self._pinned.get(key)
         if pinned is not None:
             return pinned
-        t = self.now()
+        return self.value_at(device.address, number, self.now())
+
+    def value_at(self, address: int, number: int, t: float) -> float:
+        """Info ``number`` of the device at ``address`` at posix time ``t`` (replay, else model)."""
         if self._replay is not None:
-            replayed = self._replay(device.address, number, t)
+            replayed = self._replay(address, number, t)
             if replayed is not None:
                 return replayed
-        return self.model.value(device.address, number, t)
+        return self.model.value(address, number, t)
 
     def _user_info(self, frame: Any) -> bytes:
         targets = self._targets(frame.dst, frame.service_id)

@@ -130,15 +130,15 @@ def _columns(sim: Simulator) -> list[tuple[str, str, str, Any, bool]]:
             if split == "phase":
                 for p in sorted({d.phase or 1 for d in devices}):
                     master = next(d for d in devices if (d.phase or 1) == p)
-                    group.append((f"L{p}", _reader(model, [master.address], number)))
+                    group.append((f"L{p}", _reader(sim, [master.address], number)))
             else:
                 for d in devices:
                     token = (
                         f"L{d.phase or 1}-{d.index}" if family is Family.XTENDER else str(d.index)
                     )
-                    group.append((token, _reader(model, [d.address], number)))
+                    group.append((token, _reader(sim, [d.address], number)))
                 if split == "device+all":
-                    group.append(("ALL", _reader(model, [d.address for d in devices], number)))
+                    group.append(("ALL", _reader(sim, [d.address for d in devices], number)))
             for i, (token, getter) in enumerate(group):
                 label = _label(family, dp) if i == 0 else ""
                 columns.append((label, f"I{number}", token, getter, integer))
@@ -151,12 +151,13 @@ def _columns(sim: Simulator) -> list[tuple[str, str, str, Any, bool]]:
     return columns
 
 
-def _reader(model: Any, addresses: list[int], number: int) -> Any:
+def _reader(sim: Any, addresses: list[int], number: int) -> Any:
     """A getter of the sum of info ``number`` over ``addresses`` at time t."""
+    value_at = sim.value_at
     if len(addresses) == 1:
         address = addresses[0]
-        return lambda t: model.value(address, number, t)
-    return lambda t: sum(model.value(a, number, t) for a in addresses)
+        return lambda t: value_at(address, number, t)
+    return lambda t: sum(value_at(a, number, t) for a in addresses)
 
 
 def _fmt(value: float, integer: bool) -> str:
@@ -213,7 +214,7 @@ def _day_info_lines(sim: Simulator, t: float) -> list[str]:
         cells: list[str] = []
         for family, devices in sim._family_devices.items():
             if number in sim._infos.get(family, {}):
-                cells = [f"{sim.model.value(d.address, number, t):.2f}" for d in devices]
+                cells = [f"{sim.value_at(d.address, number, t):.2f}" for d in devices]
                 break
         out.append(f"I{number}," + "".join(c + "," for c in cells))
     return out
