@@ -7,6 +7,8 @@ import datetime as dt
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from spec_frames import DIRECTORY_LISTING, GUID, MESSAGE_DATA, SPEC_BY_NAME
 
 from xcomlog import codec
@@ -527,3 +529,62 @@ def test_busy_and_drop_faults_are_seeded():
     first = run(5)
     assert first == run(5)
     assert "drop" in first and ErrorCode.SCOM_ERROR_GATEWAY_BUSY in first and None in first
+
+
+# --- any well-formed request gets exactly one well-formed answer ------------------------------
+
+_FUZZ_SIM = make(Installation(xtenders=3, phases=(1, 2, 3), battery="bms", sd_days=1, **QUIET))
+_ADDRESSES = [
+    0,
+    1,
+    100,
+    101,
+    103,
+    104,
+    191,
+    192,
+    193,
+    300,
+    301,
+    302,
+    501,
+    600,
+    601,
+    700,
+    701,
+    702,
+    999,
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    service=st.sampled_from([1, 2, 0, 3, 0xFF]),
+    object_type=st.sampled_from([1, 2, 3, 4, 5, 10, 0x100, 0x101, 0, 7, 0xFFFF]),
+    object_id=st.one_of(
+        st.sampled_from([0, 1, 2, 3000, 1138, 1550, 5104, 7002, 11004, 15010]),
+        st.integers(0, 2**32 - 1),
+    ),
+    property_id=st.sampled_from(
+        [0, 1, 5, 6, 7, 8, 0xD, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0xFFFF]
+    ),
+    data=st.binary(max_size=40),
+    dst=st.sampled_from(_ADDRESSES),
+)
+def test_any_request_gets_one_well_formed_response(
+    service, object_type, object_id, property_id, data, dst
+):
+    request = codec.encode_request(
+        service, object_type, object_id, property_id, data, src=1, dst=dst
+    )
+    out = _FUZZ_SIM.handle(request)
+    assert len(out) == 1
+    frame = codec.decode_frame(out[0])
+    assert frame.is_response and frame.dst == 1 and frame.src == dst
+    assert (frame.service_id, frame.object_type, frame.object_id) == (
+        service,
+        object_type,
+        object_id,
+    )
+    if frame.is_error:
+        assert len(frame.data) == 2 and frame.error_code in set(ErrorCode)
