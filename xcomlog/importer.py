@@ -381,7 +381,7 @@ def _write_day_table(
     key: str,
     parts: dict[dt.date, pa.Table],
     window: set[dt.date],
-    metadata: dict,
+    metadata: dict[dt.date, dict],
 ) -> list[Path]:
     """Write one table of one source day and remove its files from partitions it no longer
     touches (a re-import with another zone, say)."""
@@ -389,7 +389,7 @@ def _write_day_table(
     name = f"{PREFIX}{key}.parquet"
     for date, part in sorted(parts.items()):
         path = dataset.partition_dir(out, table_name, site, date) / name
-        kwargs: dict = {"metadata": {**metadata, dataset.META_TABLE: table_name}}
+        kwargs: dict = {"metadata": {**metadata[date], dataset.META_TABLE: table_name}}
         if table_name == "values":
             kwargs.update(VALUES_WRITE_OPTIONS)
         try:
@@ -471,12 +471,19 @@ def store_day(
     }
     kinds = {"values": "info", "parameters": "parameter"}
     for table_name in DAY_TABLES:
-        metadata = dict(common)
         labels = [label for label in day.labels if label[5] == kinds.get(table_name)]
-        if labels:
-            metadata[dataset.META_DATAPOINTS] = dataset.labels_metadata(labels)
+        parts = day.parts[table_name]
+        # Labels go in the footer of the day's main file only: the spill-over hour into the
+        # neighbouring UTC date would otherwise carry more label JSON than data.
+        main = max(parts, key=lambda d: parts[d].num_rows) if parts else None
+        metadata = {
+            d: {**common, dataset.META_DATAPOINTS: dataset.labels_metadata(labels)}
+            if labels and d == main
+            else common
+            for d in parts
+        }
         report.written += _write_day_table(
-            out, table_name, site, datalog.key, day.parts[table_name], window, metadata
+            out, table_name, site, datalog.key, parts, window, metadata
         )
     report.values = day.count("values")
     report.parameters = day.count("parameters")
