@@ -307,3 +307,40 @@ def test_dataset_is_readable_as_one_hive_dataset(samples, tmp_path):
     table = ds.dataset(out / "values", format="parquet", partitioning="hive").to_table()
     assert table.num_rows == summary.values
     assert set(table.column("site").to_pylist()) == {"home"}
+
+
+def test_autumn_dst_day_imports_without_duplicates(sd_datalog_dir, tmp_path):
+    template = sdcard.read_datalog(sd_datalog_dir / "LG181231.CSV")
+    local = sdcard.local_minutes(dt.date(2019, 10, 27), ZONE)
+    data = np.tile(template.data[:1], (len(local), 1))
+    payload = sdcard.with_rows(template, local, data, "LG191027.CSV").to_bytes()
+    summary = importer.import_bytes("LG191027.CSV", payload, site="home", tz=ZONE, out=tmp_path)
+    assert summary.rows == 1500
+    values = read_table(tmp_path, "values")
+    keys = np.stack(
+        [values.column(c).to_numpy().astype(np.int64) for c in ("time", "address", "number")]
+    )
+    assert np.unique(keys, axis=1).shape[1] == values.num_rows  # no (time, address, number) twice
+    assert files_of(tmp_path) == [
+        "site=home/date=2019-10-26/sd-LG191027.parquet",
+        "site=home/date=2019-10-27/sd-LG191027.parquet",
+    ]
+
+
+@pytest.mark.parametrize("truncated_first", [True, False])
+def test_two_copies_of_a_day_in_one_run_keep_the_fuller(samples, tmp_path, truncated_first):
+    """Whatever the order, the dataset ends with the complete copy."""
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    cut = cut_copy(samples / "LG181231.CSV", partial / "LG181231.CSV", 0.3)
+    sources = [(str(cut), cut), (str(samples / "LG181231.CSV"), samples / "LG181231.CSV")]
+    if not truncated_first:
+        sources.reverse()
+    out = tmp_path / "data"
+    summary = importer.import_sources(sources, site="home", tz=ZONE, out=out, progress=False)
+    statuses = [r.status for r in summary.reports]
+    assert statuses == (["imported", "imported"] if truncated_first else ["imported", "kept"])
+    full = sdcard.read_datalog(samples / "LG181231.CSV")
+    cells = int((~np.isnan(full.data)).sum()) + len(full.counters)
+    assert read_table(out, "values").num_rows == cells
+    assert read_table(out, "parameters").num_rows == len(full.parameters)
