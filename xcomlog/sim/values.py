@@ -254,27 +254,40 @@ class State:
     day_fraction: float  # 0..1 of the local day gone
     jitter: float  # -1..1, changes every second
 
+    def __post_init__(self) -> None:
+        # Memo of everything read at this instant: many infos share a quantity.
+        self._memo: dict[tuple[str, str], float] = {}
+
+    def _get(self, kind: str, name: str, compute: Callable[[], float]) -> float:
+        key = (kind, name)
+        value = self._memo.get(key)
+        if value is None:
+            value = self._memo[key] = float(compute())
+        return value
+
     def at(self, name: str) -> float:
-        return float(getattr(self.day, name)[self.minute])
+        return self._get("at", name, lambda: getattr(self.day, name)[self.minute])
 
     def cum(self, name: str) -> float:
-        arr = getattr(self.day, name)
-        return float(arr[self.minute] + (arr[self.minute + 1] - arr[self.minute]) * self.frac)
+        def compute() -> float:
+            arr = getattr(self.day, name)
+            return arr[self.minute] + (arr[self.minute + 1] - arr[self.minute]) * self.frac
+
+        return self._get("cum", name, compute)
 
     def progress(self, name: str) -> float:
         """How much of today's total of a cumulative quantity is done (0..1)."""
-        arr = getattr(self.day, name)
-        full = float(arr[-1])
+        full = float(getattr(self.day, name)[-1])
         return self.cum(name) / full if full > 1e-9 else self.day_fraction
 
     def yday(self, name: str) -> float:
-        return float(getattr(self.yesterday, name)[-1])
+        return self._get("yday", name, lambda: getattr(self.yesterday, name)[-1])
 
     def running_max(self, name: str) -> float:
-        return float(np.max(getattr(self.day, name)[: self.minute + 1]))
+        return self._get("max", name, lambda: np.max(getattr(self.day, name)[: self.minute + 1]))
 
     def running_min(self, name: str) -> float:
-        return float(np.min(getattr(self.day, name)[: self.minute + 1]))
+        return self._get("min", name, lambda: np.min(getattr(self.day, name)[: self.minute + 1]))
 
 
 ValueFn = Callable[[State], float]
