@@ -21,6 +21,7 @@ from .. import codec
 from ..exceptions import CatalogError, DeviceError, FrameError, ValidationError, ValueFormatError
 from ..protocol import (
     ADDRESS_GATEWAY,
+    ADDRESS_PHASE_L1,
     AGGREGATION_DEVICE_MAX,
     AGGREGATION_DEVICE_MIN,
     CUSTOM_DATALOG_FIELD_MAX,
@@ -505,7 +506,7 @@ class Simulator:
                 return devices[:1]
             return devices
         if is_phase(address):
-            n = address - 190
+            n = address - ADDRESS_PHASE_L1 + 1
             devices = [d for d in self._family_devices.get(Family.XTENDER, []) if d.phase == n]
             if not devices:
                 raise _Refusal(ErrorCode.DEVICE_NOT_FOUND)
