@@ -344,3 +344,18 @@ def test_two_copies_of_a_day_in_one_run_keep_the_fuller(samples, tmp_path, trunc
     cells = int((~np.isnan(full.data)).sum()) + len(full.counters)
     assert read_table(out, "values").num_rows == cells
     assert read_table(out, "parameters").num_rows == len(full.parameters)
+
+
+def test_clock_left_on_winter_time_is_reported(sd_datalog_dir, tmp_path):
+    """A spring day written by a clock that skipped no hour: 02:xx does not exist in the zone."""
+    template = sdcard.read_datalog(sd_datalog_dir / "LG190101.CSV")
+    local = sdcard.local_minutes(dt.date(2019, 3, 31), "Etc/GMT-1")  # 1440 minutes
+    data = np.tile(template.data[:1], (len(local), 1))
+    payload = sdcard.with_rows(template, local, data, "LG190331.CSV").to_bytes()
+    summary = importer.import_bytes("LG190331.CSV", payload, site="home", tz=ZONE, out=tmp_path)
+    [issue] = [i for _, i in summary.issues if "do not exist" in i.reason]
+    assert issue.text == "60 rows" and "Etc/GMT-1" in issue.reason
+    fixed = importer.import_bytes(
+        "LG190331.CSV", payload, site="home", tz="Etc/GMT-1", out=tmp_path / "fixed"
+    )
+    assert not [i for _, i in fixed.issues if "do not exist" in i.reason]

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import dataset
+from . import dataset, sdcard
 from .exceptions import ConfigError, DatalogError
 from .sdcard import Datalog, Issue, parse_datalog, zone
 
@@ -412,6 +412,7 @@ class PreparedDay:
     source: str
     parts: dict[str, dict[dt.date, pa.Table]]
     labels: list[tuple]
+    issues: list[Issue] = dataclasses.field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -428,6 +429,17 @@ def prepare_day(datalog: Datalog, tz: str | dt.tzinfo, source: str | None = None
     trailer_date = _date(trailer_ms // DAY_MS)
     params = parameters_table(datalog, trailer_ms)
     devices = devices_table(datalog, trailer_ms)
+    issues = []
+    gaps = sdcard.nonexistent_times(datalog.local_times, tz)
+    if gaps:
+        issues.append(
+            Issue(
+                None,
+                f"rows at wall-clock times that do not exist in {tz} (a clock left on winter "
+                "time? import with a fixed zone such as Etc/GMT-1)",
+                f"{gaps} rows",
+            )
+        )
     return PreparedDay(
         datalog=datalog,
         source=source or datalog.name,
@@ -437,6 +449,7 @@ def prepare_day(datalog: Datalog, tz: str | dt.tzinfo, source: str | None = None
             "devices": {trailer_date: devices} if devices.num_rows else {},
         },
         labels=_labels(datalog),
+        issues=issues,
     )
 
 
@@ -448,7 +461,7 @@ def store_day(
     out = Path(out)
     datalog = day.datalog
     report = FileReport(source=day.source, status="imported", key=datalog.key)
-    report.issues = list(datalog.issues)
+    report.issues = list(datalog.issues) + day.issues
     report.truncated = datalog.truncated
     report.rows = datalog.rows
     window = _day_window(datalog) | {d for p in day.parts.values() for d in p}

@@ -290,6 +290,16 @@ def local_to_utc_ms(local: np.ndarray, tz: str | dt.tzinfo) -> np.ndarray:
     return (minutes - offset) * 60_000
 
 
+def nonexistent_times(local: np.ndarray, tz: str | dt.tzinfo) -> int:
+    """How many wall-clock times of ``local`` do not exist in zone ``tz`` (the spring gap):
+    a datalogger clock that was not switched to summer time writes them."""
+    minutes = np.asarray(local).astype("datetime64[m]").astype(np.int64)
+    if minutes.size == 0:
+        return 0
+    off0, off1 = _offsets(zone(tz), minutes)
+    return int((off0 < off1).sum())
+
+
 def local_minutes(day: dt.date, tz: str | dt.tzinfo) -> np.ndarray:
     """The wall-clock minutes (datetime64[m]) a datalogger in zone ``tz`` writes on ``day``:
     1440 usually, 1380 on a spring DST day, 1500 in autumn (the repeated hour twice, in order)."""
@@ -943,6 +953,7 @@ __all__: Sequence[str] = (
     "label_family",
     "local_minutes",
     "local_to_utc_ms",
+    "nonexistent_times",
     "normalize_unit",
     "parse_datalog",
     "read_datalog",
