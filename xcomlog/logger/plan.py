@@ -68,6 +68,7 @@ class Point:
     name: str
     unit: str
     format: Format | None
+    short: str = field(default="", compare=False)  # the RCC's short name, for the status line
 
     @property
     def label(self) -> tuple:
@@ -219,6 +220,7 @@ def _make_point(device: DeviceSpec, dp) -> Point:
         dp.name,
         dp.unit or "",
         dp.format,
+        getattr(dp, "short_name", "") or "",
     )
 
 

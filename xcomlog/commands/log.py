@@ -1,0 +1,192 @@
+"""``xcomlog log``: log one installation (link options) or many (a TOML file) into Parquet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "log",
+        help="log installations into a Parquet dataset",
+        description=(
+            "Poll one installation (give a link) or every site of a configuration file "
+            "(--config) and write the values into a hive-partitioned Parquet dataset. "
+            "Stops cleanly on Ctrl-C or SIGTERM; at most --flush-interval of rows is lost "
+            "on a crash and recovered rows are compacted on the next start."
+        ),
+        epilog=(
+            "examples:\n"
+            "  xcomlog log --tcp 192.168.1.50:4001 --out data/\n"
+            "  xcomlog log --serial /dev/ttyUSB0 --baud 115200 --points essential,bsp:7002 --interval 5s\n"
+            "  xcomlog log --config logger.toml\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML configuration (see examples/logger.toml)"
+    )
+    _add_link_options(parser)
+    parser.add_argument(
+        "--out", metavar="DIR", help="dataset folder (default: data, or the file's 'out')"
+    )
+    parser.add_argument("--site", default="site", help="site name (a folder name) without --config")
+    parser.add_argument(
+        "--interval",
+        default="10s",
+        help="polling interval without --config (10s, 1min; 0 = back to back)",
+    )
+    parser.add_argument(
+        "--points",
+        default="essential",
+        help="comma-separated presets, numbers or names (essential, energy, all-infos, "
+        "all-parameters, 3000, bsp:7002, 'Battery voltage')",
+    )
+    parser.add_argument("--devices", default="auto", help="auto (scan) or a list: xt1,xt2,vt1,bsp")
+    parser.add_argument("--timeout", type=float, default=2.0, help="answer timeout in seconds")
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=None,
+        help="seconds of rows at risk on a crash (default 10)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
+    )
+    parser.add_argument("--no-status", action="store_true", help="no live status line")
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the polling plan and exit (needs configured devices)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _add_link_options(parser: argparse.ArgumentParser) -> None:
+    try:
+        from ._link import add_link_options
+    except ImportError:  # the shared helper is missing: offer the same options here
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--serial", metavar="PORT", help="serial port or pyserial URL")
+        group.add_argument("--tcp", metavar="HOST:PORT", help="Xcom-LAN / Moxa in TCP server mode")
+        group.add_argument(
+            "--listen", metavar="[HOST:]PORT", help="wait for a Moxa in TCP client mode"
+        )
+        group.add_argument("--udp", metavar="HOST[:PORT]", help="Moxa in UDP mode")
+        parser.add_argument("--baud", type=int, default=38400, help="serial speed (default 38400)")
+        parser.add_argument(
+            "--reply-port", type=int, default=4001, help="local UDP port for answers"
+        )
+        return
+    add_link_options(parser)
+
+
+def _link_url(args: argparse.Namespace) -> str | None:
+    """The transport URL of the link options, or None when none was given."""
+    if not any(getattr(args, name, None) for name in ("serial", "tcp", "listen", "udp")):
+        return None
+    try:
+        from ._link import transport_from_args
+    except ImportError:
+        if args.serial:
+            return (
+                f"serial://{args.serial}?baud={args.baud}"
+                if "://" not in args.serial
+                else args.serial
+            )
+        if args.tcp:
+            return f"tcp://{args.tcp}"
+        if args.listen:
+            target = args.listen if ":" in args.listen else f"0.0.0.0:{args.listen}"
+            return f"listen://{target}"
+        return f"udp://{args.udp}?reply_port={args.reply_port}"
+    return transport_from_args(args).url
+
+
+def build_config(args: argparse.Namespace):
+    """The LoggerConfig the options describe (a file, or the simple one-site case)."""
+    from ..exceptions import ConfigError
+    from ..logger.config import load_config, simple_config
+
+    url = _link_url(args)
+    if args.config:
+        if url:
+            raise ConfigError(
+                "give either --config or a link option (--tcp, --serial...), not both"
+            )
+        cfg = load_config(args.config, out=args.out)
+    else:
+        if not url:
+            raise ConfigError(
+                "nothing to log: give a link (--tcp HOST:PORT, --serial PORT, --listen, --udp) or --config FILE"
+            )
+        points = [p.strip() for p in args.points.split(",") if p.strip()]
+        devices = (
+            args.devices
+            if args.devices == "auto"
+            else [d.strip() for d in args.devices.split(",") if d.strip()]
+        )
+        cfg = simple_config(
+            url,
+            args.out or "data",
+            site=args.site,
+            interval=args.interval,
+            points=points,
+            devices=devices,
+            timeout=args.timeout,
+        )
+    if args.flush_interval is not None:
+        if args.flush_interval <= 0:
+            raise ConfigError("--flush-interval must be > 0")
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, flush_interval=args.flush_interval)
+    return cfg
+
+
+def print_plan(cfg, stream=sys.stdout) -> int:
+    """Print what every site would poll; sites that scan for devices are listed as such."""
+    from ..logger.plan import compile_plan
+
+    for site in cfg.sites:
+        print(f"site {site.name}: {site.link}", file=stream)
+        if site.devices is None:
+            print("  devices: scanned at start (list them to see the plan)", file=stream)
+            continue
+        plan = compile_plan(site)
+        print(f"  devices: {', '.join(d.name for d in plan.devices)}", file=stream)
+        for group in plan.groups:
+            every = f"every {group.interval:g} s" if group.interval else "back to back"
+            print(
+                f"  group {group.name}: {every}, {group.values} values in {len(group.requests)} "
+                f"frames, {group.wire_bytes} bytes on the wire per cycle",
+                file=stream,
+            )
+        for warning in plan.warnings:
+            print(f"  warning: {warning}", file=stream)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..logger.loop import run_logger
+    from ..logger.status import StatusLine
+
+    cfg = build_config(args)
+    if args.plan:
+        return print_plan(cfg)
+    status = None if args.no_status else StatusLine()
+    sites = ", ".join(f"{s.name} ({s.link})" for s in cfg.sites)
+    print(f"logging {sites} into {cfg.out} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        logger = run_logger(cfg, duration=args.duration, status=status)
+    finally:
+        if status is not None:
+            status.close()
+    totals = logger.totals()
+    print(
+        f"stopped: {int(totals['values']):,} values in {totals['elapsed']:.1f} s, "
+        f"{int(totals['timeouts'] + totals['device_errors'])} errors, dataset in {cfg.out}",
+        file=sys.stderr,
+    )
+    return 0
