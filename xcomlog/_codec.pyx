@@ -67,23 +67,36 @@ cdef extern from *:
     #include <stdint.h>
     #include <string.h>
 
-    /* Checksum of section 3.4 (A += d; B += A, modulo 256) in closed form per 64-byte
-       block: B gains 64*A plus the block's bytes weighted 64..1, A gains their sum.
-       Only the low 8 bits matter, so 16-bit lanes may wrap: the compiler vectorises
-       the block loop with plain SSE2. */
+    /* Frame layout constants of section 3.3 as C constants, so that the compiler can
+       unroll the fixed-size header work; checked against protocol.py at import. */
+    enum {
+        XCOM_START = 0xAA,
+        XCOM_HEADER = 14,
+        XCOM_CHECK = 2,
+        XCOM_MIN_LEN = 10,
+        XCOM_MAX_LEN = 1034
+    };
+
+    /* Checksum of section 3.4 (A += d; B += A, modulo 256). Short spans (every frame
+       header and most frame data) run the specification's loop; long ones a closed form
+       per 64-byte block: B gains 64*A plus the block's bytes weighted 64..1, A gains
+       their sum. Only the low 8 bits matter, so 16-bit lanes may wrap: the compiler
+       vectorises the block loop with plain SSE2. */
     #define XCOM_CK_BLOCK 64
     static inline void xcom_checksum(const uint8_t *p, Py_ssize_t n, uint8_t *out) {
         uint32_t a = 0xFF, b = 0;
-        while (n >= XCOM_CK_BLOCK) {
-            uint16_t s = 0, w = 0;
-            for (int j = 0; j < XCOM_CK_BLOCK; j++) {
-                s += p[j];
-                w += (uint16_t)(XCOM_CK_BLOCK - j) * p[j];
+        if (n >= XCOM_CK_BLOCK) {
+            while (n >= XCOM_CK_BLOCK) {
+                uint16_t s = 0, w = 0;
+                for (int j = 0; j < XCOM_CK_BLOCK; j++) {
+                    s += p[j];
+                    w += (uint16_t)(XCOM_CK_BLOCK - j) * p[j];
+                }
+                b += XCOM_CK_BLOCK * a + w;
+                a += s;
+                p += XCOM_CK_BLOCK;
+                n -= XCOM_CK_BLOCK;
             }
-            b += XCOM_CK_BLOCK * a + w;
-            a += s;
-            p += XCOM_CK_BLOCK;
-            n -= XCOM_CK_BLOCK;
         }
         for (Py_ssize_t j = 0; j < n; j++) {
             a += p[j];
@@ -111,6 +124,14 @@ cdef extern from *:
         return bits;
     }
 
+    /* Records hold only ints and bytes, so they can never be part of a reference cycle:
+       like CPython does for such plain tuples, they are taken off the garbage
+       collector's lists, which keeps collections cheap when millions of frames pass. */
+    static PyObject *xcom_untracked(PyObject *record) {
+        if (record != NULL && PyObject_GC_IsTracked(record)) PyObject_GC_UnTrack(record);
+        return record;
+    }
+
     /* An instance of the tuple subclass `type` (a NamedTuple) holding `items`, through
        tuple.__new__ so that every CPython version initialises it its own way. */
     static PyObject *xcom_record(PyObject *type, PyObject *items) {
@@ -119,7 +140,64 @@ cdef extern from *:
         if (args == NULL) return NULL;
         record = PyTuple_Type.tp_new((PyTypeObject *)type, args, NULL);
         Py_DECREF(args);
-        return record;
+        return xcom_untracked(record);
+    }
+
+    static inline uint16_t xcom_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+    static inline uint32_t xcom_rd32(const uint8_t *p) {
+        return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    }
+
+    /* 1 once the module's import-time self-check has shown that records allocated
+       directly are indistinguishable from those tuple.__new__ makes. */
+    static int xcom_direct_records = 0;
+
+    /* The Frame record (fields in records.Frame order) of the valid frame of `size`
+       bytes at `p`. Allocating the tuple subclass directly skips the two temporary
+       tuples of tuple.__new__, a fifth of the cost of a record; since CPython 3.14
+       tuples cache their hash, which a fresh allocation must mark as not computed. */
+    static PyObject *xcom_frame(PyObject *type, const uint8_t *p, Py_ssize_t size) {
+        PyObject *items[9];
+        PyObject *record = NULL;
+        Py_ssize_t i;
+        items[0] = PyLong_FromLong(p[1]);
+        items[1] = PyLong_FromUnsignedLong(xcom_rd32(p + 2));
+        items[2] = PyLong_FromUnsignedLong(xcom_rd32(p + 6));
+        items[3] = PyLong_FromLong(p[14]);
+        items[4] = PyLong_FromLong(p[15]);
+        items[5] = PyLong_FromLong(xcom_rd16(p + 16));
+        items[6] = PyLong_FromUnsignedLong(xcom_rd32(p + 18));
+        items[7] = PyLong_FromLong(xcom_rd16(p + 22));
+        items[8] = PyBytes_FromStringAndSize(
+            (const char *)p + XCOM_HEADER + XCOM_MIN_LEN, size - XCOM_HEADER - XCOM_MIN_LEN - XCOM_CHECK);
+        for (i = 0; i < 9; i++) {
+            if (items[i] == NULL) goto done;
+        }
+        if (xcom_direct_records) {
+            record = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 9);
+            if (record == NULL) goto done;
+    #if PY_VERSION_HEX >= 0x030E0000
+            ((PyTupleObject *)record)->ob_hash = -1;
+    #endif
+            for (i = 0; i < 9; i++) {
+                PyTuple_SET_ITEM(record, i, items[i]);  /* steals */
+                items[i] = NULL;
+            }
+            return xcom_untracked(record);
+        } else {
+            PyObject *tuple = PyTuple_New(9);
+            if (tuple == NULL) goto done;
+            for (i = 0; i < 9; i++) {
+                PyTuple_SET_ITEM(tuple, i, items[i]);  /* steals */
+                items[i] = NULL;
+            }
+            record = xcom_record(type, tuple);
+            Py_DECREF(tuple);
+            return record;
+        }
+    done:
+        for (i = 0; i < 9; i++) Py_XDECREF(items[i]);
+        return NULL;
     }
     """
     void xcom_checksum(const uint8_t *p, Py_ssize_t n, uint8_t *out) noexcept nogil
@@ -127,13 +205,32 @@ cdef extern from *:
     float xcom_f32(uint32_t bits) noexcept nogil
     uint32_t xcom_f32_bits(float f) noexcept nogil
     object xcom_record(object type, object items)
+    object xcom_frame(object type, const uint8_t *p, Py_ssize_t size)
+    int xcom_direct_records
+    enum:
+        XCOM_START
+        XCOM_HEADER
+        XCOM_CHECK
+        XCOM_MIN_LEN
+        XCOM_MAX_LEN
 
-# Protocol numbers come from protocol.py; C copies for the typed code.
-cdef uint8_t START = START_BYTE
-cdef Py_ssize_t HEADER = HEADER_SIZE
-cdef Py_ssize_t CHECK = CHECKSUM_SIZE
-cdef Py_ssize_t MIN_LEN = MIN_DATA_LENGTH
-cdef Py_ssize_t MAX_LEN = MAX_DATA_LENGTH
+# Protocol numbers come from protocol.py. The frame layout is also needed as C constants
+# (see the C block above); refuse to load if the two ever disagree.
+if (XCOM_START, XCOM_HEADER, XCOM_CHECK, XCOM_MIN_LEN, XCOM_MAX_LEN) != (
+    START_BYTE,
+    HEADER_SIZE,
+    CHECKSUM_SIZE,
+    MIN_DATA_LENGTH,
+    MAX_DATA_LENGTH,
+):
+    raise ImportError("xcomlog._codec was built for another frame layout than protocol.py")
+
+cdef enum:
+    START = XCOM_START
+    HEADER = XCOM_HEADER
+    CHECK = XCOM_CHECK
+    MIN_LEN = XCOM_MIN_LEN
+    MAX_LEN = XCOM_MAX_LEN
 cdef Py_ssize_t MULTI_HEAD = MULTI_INFO_RESPONSE_HEADER_SIZE
 cdef Py_ssize_t MULTI_ITEM = MULTI_INFO_RESPONSE_ITEM_SIZE
 cdef Py_ssize_t MULTI_MAX = MULTI_INFO_MAX_ITEMS
@@ -141,9 +238,11 @@ cdef Py_ssize_t MESSAGE_SIZE = MESSAGE_DATA_SIZE
 cdef uint8_t FLAG_ERROR = ServiceFlag.ERROR
 cdef uint8_t FLAG_RESPONSE = ServiceFlag.RESPONSE
 cdef uint16_t OBJECT_MULTI_INFO = ObjectType.MULTI_INFO
-# Offset of the property data in a frame: header, then the service header.
-cdef Py_ssize_t DATA_AT = HEADER_SIZE + MIN_DATA_LENGTH
-cdef Py_ssize_t OVERHEAD = HEADER_SIZE + MIN_DATA_LENGTH + CHECKSUM_SIZE
+# Offset of the property data in a frame (header, then the service header), and the bytes
+# of a frame that are not property data.
+cdef enum:
+    DATA_AT = XCOM_HEADER + XCOM_MIN_LEN
+    OVERHEAD = XCOM_HEADER + XCOM_MIN_LEN + XCOM_CHECK
 
 # Outcome codes of a header check (same meaning as in _codec_py).
 cdef enum:
@@ -425,20 +524,36 @@ def frame_size(buffer, offset=0):
         PyBuffer_Release(&view)
 
 
-cdef object _make_frame(const uint8_t *p, Py_ssize_t size):
+cdef inline object _make_frame(const uint8_t *p, Py_ssize_t size):
     """The Frame record of the valid frame of ``size`` bytes at ``p``."""
-    items = (
-        p[1],
-        rd32(p + 2),
-        rd32(p + 6),
-        p[14],
-        p[15],
-        rd16(p + 16),
-        rd32(p + 18),
-        rd16(p + 22),
-        PyBytes_FromStringAndSize(<const char *>p + DATA_AT, size - OVERHEAD),
-    )
-    return xcom_record(Frame, items)
+    return xcom_frame(Frame, p, size)
+
+
+def _direct_records():
+    """True when records are allocated directly (see ``_self_check_direct_records``)."""
+    return bool(xcom_direct_records)
+
+
+def _self_check_direct_records():
+    """Turn on direct record allocation if it gives records equal in every respect."""
+    global xcom_direct_records
+    wire = encode_response(1, 1, 3000, 1, b"\x00\x00\x80\x3f", src=0xFFFFFFFF, frame_flags=0x34)
+    fields = (0x34, 0xFFFFFFFF, 1, 2, 1, 1, 3000, 1, b"\x00\x00\x80\x3f")
+    xcom_direct_records = 1
+    try:
+        direct = decode_frame(wire)
+        reference = Frame(*fields)
+        same = (
+            type(direct) is Frame
+            and direct == reference
+            and tuple(direct) == fields
+            and hash(direct) == hash(reference) == hash(fields)
+            and repr(direct) == repr(reference)
+            and direct.data == fields[8]
+        )
+    except Exception:  # noqa: BLE001 - any surprise means: keep the safe path
+        same = False
+    xcom_direct_records = 1 if same else 0
 
 
 cdef object _decode(const uint8_t *p, Py_ssize_t n):
@@ -690,6 +805,8 @@ cdef class StreamDecoder:
 
 
 cdef object _format(object fmt):
+    if type(fmt) is Format:  # the common case, without hashing an enum member
+        return fmt
     try:
         return _FORMAT_BY_VALUE[fmt]
     except (KeyError, TypeError):
@@ -1235,3 +1352,6 @@ def decode_message(data):
     return Message(
         <int32_t>rd32(p), rd16(p + 4), <int32_t>rd32(p + 6), <int32_t>rd32(p + 10), data[14:18]
     )
+
+
+_self_check_direct_records()

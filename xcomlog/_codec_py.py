@@ -468,6 +468,8 @@ _FORMAT_BY_VALUE = {int(f): f for f in Format}
 
 
 def _format(fmt: int) -> Format:
+    if type(fmt) is Format:  # the common case, without hashing an enum member
+        return fmt
     try:
         return _FORMAT_BY_VALUE[fmt]
     except (KeyError, TypeError):

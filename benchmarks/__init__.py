@@ -1,0 +1,1 @@
+"""xcomlog benchmarks: ``python -m benchmarks`` runs every ``*_bench.py`` module here."""
