@@ -242,6 +242,11 @@ class SiteLogger:
     # -- helpers -----------------------------------------------------------------------------
 
     @property
+    def status_keys(self) -> list[tuple[int, int]]:
+        """The (address, number) of the key datapoints the status line shows, in order."""
+        return self._status_keys
+
+    @property
     def catalog(self):
         if self._catalog is None:
             from ..catalog import load_catalog
@@ -378,12 +383,15 @@ class SiteLogger:
                 for d in plan.devices
             ],
         )
-        wanted = set()
+        # the status line shows the key datapoints in STATUS_POINTS order, first device each
+        keys: list[tuple[int, int]] = []
         for family, number in STATUS_POINTS:
-            for key, point in plan.points.items():
+            for key in sorted(plan.points):
+                point = plan.points[key]
                 if point.family is family and point.number == number:
-                    wanted.add(key)
-        self._status_keys = sorted(wanted)
+                    keys.append(key)
+                    break
+        self._status_keys = keys
 
     async def discover(self, transport) -> tuple[DeviceSpec, ...]:
         """Scan the bus: which Xtenders, VarioTracks, VarioStrings and BSP answer."""

@@ -78,10 +78,11 @@ def _site_text(site, with_name: bool) -> str:
     stats = site.stats
     plan = site.plan
     items = []
-    for key, (_, value) in sorted(stats.last.items()):
+    for key in site.status_keys:
         point = plan.points.get(key) if plan is not None else None
-        if point is None:
+        if point is None or key not in stats.last:
             continue
+        value = stats.last[key][1]
         short = point.short or point.name[:12]
         items.append(f"{device_name(point.address)} {short} {value:.4g}{point.unit}")
         if len(items) >= 4:
