@@ -350,6 +350,7 @@ class SessionStats:
     responses: int = 0
     retries: int = 0
     timeouts: int = 0
+    damaged_answers: int = 0
     busy: int = 0
     device_errors: int = 0
     link_errors: int = 0
@@ -403,6 +404,8 @@ class Session:
         self.busy_delay = float(busy_delay)
         self.busy_timeout = float(busy_timeout)
         self.reconnect_timeout = float(reconnect_timeout)
+        #: Retry at once when a damaged frame (bad checksum) arrives instead of the answer.
+        self.retry_damaged = True
         self.polite = polite
         self.clock = clock
         self.decoder = codec.StreamDecoder()
@@ -412,7 +415,6 @@ class Session:
         self.multi_info_supported: bool | None = None
         #: Sends the last exchange needed (1 when the first try was answered).
         self.last_attempts = 0
-        #: Frames the last exchange's ``check`` refused (file transfer duplicates).
         self._broken = False
         self._idle_until = 0.0
 
@@ -483,12 +485,14 @@ class Session:
                     log.debug("link error during %s: %s", current.describe(), exc)
                     failure = exc
                 else:
-                    if frame is None:
-                        self.stats.timeouts += 1
-                        failure = XcomTimeout(
-                            f"no answer to {current.describe()} within {timeout:g} s"
-                            + (f" ({sends} tries)" if sends > 1 else "")
-                        )
+                    if frame is None or frame is False:
+                        if frame is None:
+                            self.stats.timeouts += 1
+                            what = f"no answer to {current.describe()} within {timeout:g} s"
+                        else:
+                            self.stats.damaged_answers += 1
+                            what = f"no valid answer to {current.describe()} (damaged frame)"
+                        failure = XcomTimeout(what + (f" ({sends} tries)" if sends > 1 else ""))
                     else:
                         self.last_frame_flags = FrameFlag(frame.frame_flags)
                         if not frame.service_flags & ServiceFlag.ERROR:
@@ -527,11 +531,21 @@ class Session:
             if self.polite is not None:
                 self._idle_until = end + self.polite.idle_after(end - started)
 
-    def _wait_for(self, request: Request, timeout: float) -> Operation[Frame | None]:
-        """Receive until a frame matches ``request``; None on timeout."""
+    def _damaged(self) -> int:
+        decoder = self.decoder
+        return decoder.data_errors + decoder.header_errors + decoder.length_errors
+
+    def _wait_for(self, request: Request, timeout: float) -> Operation[Frame | bool | None]:
+        """Receive until a frame matches ``request``.
+
+        Returns the frame; None on timeout; False when a damaged frame arrived and
+        nothing else is pending (most likely our answer, corrupted on the line: retrying
+        at once beats waiting for the timeout, and a repeated request is harmless).
+        """
         clock = self.clock
         deadline = clock() + timeout
         decoder = self.decoder
+        damaged = self._damaged()
         while True:
             remaining = deadline - clock()
             if remaining <= 0:
@@ -549,6 +563,8 @@ class Session:
                         log.debug("skipped a frame that is not the answer: %s", frame)
             if found is not None:
                 return found
+            if self.retry_damaged and self._damaged() != damaged and not decoder.pending:
+                return False
 
     def _drain(self) -> Operation[None]:
         """Discard whatever arrived since the last answer (late answers, other clients)."""
