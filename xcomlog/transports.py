@@ -1285,9 +1285,20 @@ def open_transport(url: str) -> Transport:
     scheme = parts.scheme.lower()
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     if scheme == "serial":
-        path = unquote(parts.netloc + parts.path)
-        baud = int(query.get("baud", query.get("baudrate", DEFAULT_BAUDRATE)))
-        return SerialTransport(path, baud)
+        # Everything after serial:// is the device (a path or a pyserial URL); only a
+        # trailing ?baud=N is ours.
+        rest = text[len("serial://") :]
+        baud = DEFAULT_BAUDRATE
+        head, sep, tail = rest.rpartition("?")
+        if sep and tail.startswith(("baud=", "baudrate=")):
+            rest = head
+            try:
+                baud = int(tail.partition("=")[2])
+            except ValueError:
+                raise ValueError(f"invalid baud rate in {url}") from None
+        if not rest:
+            raise ValueError(f"{url}: serial:// needs a device path or URL")
+        return SerialTransport(unquote(rest), baud)
     if scheme == "tcp":
         host, port = _split_host_port(parts.netloc, DEFAULT_TCP_PORT, url)
         if not host:
