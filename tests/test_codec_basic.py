@@ -402,3 +402,31 @@ def test_message_round_trip(codec):
         codec.pack_message(1, 1, 1, 1, b"\x00")
     with pytest.raises(TypeError):
         codec.pack_message(1.5, 1, 1, 1)
+
+
+def test_records_are_ordinary_frames(codec):
+    """Records equal, hash and pickle like Frame(...) built in Python, whatever allocated them."""
+    import gc
+    import pickle
+
+    from xcomlog.records import Frame
+
+    frame = codec.decode_frame(RESPONSE)
+    reference = Frame(0x34, 101, 1, 2, 1, 1, 3000, 1, RESPONSE[24:28])
+    assert type(frame) is Frame
+    assert frame == reference and hash(frame) == hash(reference) == hash(tuple(reference))
+    assert repr(frame) == repr(reference)
+    assert pickle.loads(pickle.dumps(frame)) == reference
+    assert {frame: 1}[reference] == 1
+    assert frame._replace(src=5).src == 5
+    gc.collect()  # records left off the GC lists must still be freed and counted correctly
+    assert codec.StreamDecoder().feed(RESPONSE * 3) == [reference] * 3
+
+
+def test_compiled_records_take_the_fast_path():
+    """On this interpreter the import-time self-check enables direct record allocation."""
+    from conftest import NO_EXTENSIONS, load_codec
+
+    if NO_EXTENSIONS:
+        pytest.skip("compiled codec disabled")
+    assert load_codec("c")._direct_records()

@@ -1103,7 +1103,10 @@ def decode_multi_info_batch(buffer):
         base = <const uint8_t *>view.buf
         with nogil:
             stop = spans.scan(base, view.len, &c)
-            # First pass: classify each frame (size -> 0 for frames left out), count items.
+            # First pass: classify each frame and count its items. The second pass reads
+            # the classification from here, never from the buffer again: with the GIL
+            # released another thread may write into a writable buffer meanwhile, and the
+            # item arrays are sized by this pass. Size 0: left out; negative: error.
             for i in range(spans.count):
                 p = base + spans.offset[i]
                 length = spans.size[i] - OVERHEAD
@@ -1112,6 +1115,7 @@ def decode_multi_info_batch(buffer):
                     spans.size[i] = 0
                 elif p[14] & FLAG_ERROR:
                     frames += 1
+                    spans.size[i] = -spans.size[i]
                 else:
                     body = length - MULTI_HEAD
                     if body < 0 or body % MULTI_ITEM:
@@ -1153,20 +1157,22 @@ def decode_multi_info_batch(buffer):
                 if spans.size[i] == 0:
                     continue
                 p = base + spans.offset[i]
-                length = spans.size[i] - OVERHEAD
+                length = (spans.size[i] if spans.size[i] > 0 else -spans.size[i]) - OVERHEAD
                 q = p + DATA_AT
                 o_src[j] = rd32(p + 2)
                 o_dst[j] = rd32(p + 6)
                 o_ff[j] = p[1]
                 o_pid[j] = rd16(p + 22)
                 o_start[j] = k
-                if p[14] & FLAG_ERROR:
+                if spans.size[i] < 0:
                     o_flags[j] = 0
                     o_ts[j] = 0
                     o_err[j] = rd16(q) if length >= 2 else 0
                     o_count[j] = 0
                 else:
                     count = (length - MULTI_HEAD) // MULTI_ITEM
+                    if k + count > items:  # cannot happen: the first pass counted these
+                        count = items - k
                     o_flags[j] = rd32(q)
                     o_ts[j] = rd32(q + 4)
                     o_err[j] = 0
