@@ -165,11 +165,26 @@ class SimTransport:
         return data
 
 
-def read_table(out: Path, table: str):
-    """One table of a dataset as pandas (every site), sorted by time."""
+def read_table(out: Path, table: str, *, via_xcomlog: bool = False):
+    """One table of a dataset as pandas (every site), sorted by time.
+
+    Values are read with pyarrow (fast, independent of xcomlog.read) unless
+    ``via_xcomlog``; the other tables with xcomlog.read.
+    """
     import xcomlog
 
-    df = xcomlog.read(out, table=table) if table != "values" else xcomlog.read(out, wide=False)
+    if table == "values" and not via_xcomlog:
+        import pyarrow.dataset as ds
+
+        df = (
+            ds.dataset(Path(out) / "values", format="parquet", partitioning="hive")
+            .to_table()
+            .to_pandas()
+        )
+    elif table == "values":
+        df = xcomlog.read(out, wide=False)
+    else:
+        df = xcomlog.read(out, table=table)
     return df.sort_values("time", kind="stable").reset_index(drop=True)
 
 
