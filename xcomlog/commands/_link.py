@@ -62,6 +62,13 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--retries", type=int, default=2, help="extra tries after a timeout (2)")
     group.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the link (with --listen: for the Moxa to connect) (10)",
+    )
+    group.add_argument(
         "--quiet-window",
         metavar="HH:MM-HH:MM[,...]",
         default=None,
@@ -211,6 +218,10 @@ def client_from_args(args: argparse.Namespace, **options: Any) -> Any:
         _fail(f"--timeout must be positive, got {timeout}")
     if retries is None or retries < 0:
         _fail(f"--retries must be 0 or more, got {retries}")
+    connect = getattr(args, "connect_timeout", None)
+    if connect is not None and connect <= 0:
+        _fail(f"--connect-timeout must be positive, got {connect}")
+    options.setdefault("open_timeout", connect)
     return XcomClient(
         transport_from_args(args),
         timeout=timeout,

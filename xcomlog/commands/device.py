@@ -1,0 +1,391 @@
+"""``xcomlog read|write|scan|messages``: talk to an installation from the command line.
+
+    xcomlog read 3000 --device xt1 --tcp 192.168.1.50:4001
+    xcomlog write 1138 12 --device xt1 --serial /dev/ttyUSB0     (RAM; --flash to save)
+    xcomlog scan --udp 192.168.1.50
+    xcomlog messages --count 50 --listen 4001
+
+Output is for people; ``--json`` prints one JSON document for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from ._link import add_client_options, add_link_options, client_from_args
+
+_PROPERTIES = {
+    "value": "VALUE_QSP",
+    "min": "MIN_QSP",
+    "max": "MAX_QSP",
+    "level": "LEVEL_QSP",
+    "unsaved": "UNSAVED_VALUE_QSP",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``read``, ``write``, ``scan`` and ``messages`` sub-commands."""
+    read = subparsers.add_parser(
+        "read",
+        help="read user infos or parameters",
+        description="Read user infos or parameters (by number or name) from devices.",
+        epilog=(
+            "examples:\n"
+            "  xcomlog read 3000 --device xt1 --tcp 192.168.1.50:4001\n"
+            "  xcomlog read 3000 3005 'Battery cycle phase' --device xt1,xt2 --serial /dev/ttyUSB0\n"
+            "  xcomlog read 1138 --prop max --device xt1 --udp 192.168.1.50 --json\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    read.add_argument("datapoints", nargs="+", metavar="DATAPOINT", help="number or name")
+    read.add_argument(
+        "--device",
+        metavar="DEV[,DEV]",
+        help="xt1..xt9, vt1.., vs1.., bsp, l1-l3, gateway or an address (default: the "
+        "datapoint family's first device)",
+    )
+    read.add_argument(
+        "--prop",
+        choices=sorted(_PROPERTIES),
+        default="value",
+        help="parameter property: value (flash), unsaved (RAM), min, max or level",
+    )
+    _common(read)
+    read.set_defaults(func=run_read)
+
+    write = subparsers.add_parser(
+        "write",
+        help="write a parameter (to RAM unless --flash)",
+        description=(
+            "Write a parameter. The value goes to RAM (the 'unsaved value', lost at a "
+            "restart) unless --flash is given: flash survives restarts but endures only "
+            "about 1000 writes per parameter. The value is checked against the catalog "
+            "(format, range, options, level) before anything is sent."
+        ),
+        epilog=(
+            "examples:\n"
+            "  xcomlog write 1138 12 --device xt1 --tcp 192.168.1.50:4001\n"
+            "  xcomlog write 1126 Yes --device xt --serial /dev/ttyUSB0   (all Xtenders)\n"
+            "  xcomlog write 1107 16 --device xt1 --flash --udp 192.168.1.50\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    write.add_argument("datapoint", metavar="DATAPOINT", help="parameter number or name")
+    write.add_argument("value", metavar="VALUE", help="number, or an option label such as Yes")
+    write.add_argument("--device", metavar="DEV", help="device or multicast (xt, vt, vs) address")
+    write.add_argument("--flash", action="store_true", help="save in flash (limited write cycles)")
+    write.add_argument(
+        "--no-verify", action="store_true", help="do not read the value back after writing"
+    )
+    _common(write)
+    write.set_defaults(func=run_write)
+
+    scan = subparsers.add_parser(
+        "scan",
+        help="find the devices of an installation",
+        description="List the devices that answer: family, address, firmware, model code.",
+    )
+    scan.add_argument(
+        "--all-addresses",
+        action="store_true",
+        help="try every address instead of stopping at the first missing device",
+    )
+    _common(scan)
+    scan.set_defaults(func=run_scan)
+
+    messages = subparsers.add_parser(
+        "messages",
+        help="read the gateway's message log",
+        description="Read the messages stored by the Xcom-232i, newest first.",
+    )
+    messages.add_argument("--count", type=int, default=20, help="how many messages (20); 0 for all")
+    messages.add_argument(
+        "--since",
+        metavar="DATE",
+        help="stop at messages older than this (YYYY-MM-DD[ HH:MM], installation clock)",
+    )
+    _common(messages)
+    messages.set_defaults(func=run_messages)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_link_options(parser)
+    add_client_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _addresses(text: str | None) -> list[int | None]:
+    from ..exceptions import ValidationError
+    from ..protocol import parse_device
+
+    if not text:
+        return [None]
+    out: list[int | None] = []
+    for word in text.split(","):
+        word = word.strip()
+        if not word:
+            continue
+        try:
+            out.append(parse_device(word))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+    return out or [None]
+
+
+def resolve(catalog: Any, query: str, address: int | None) -> tuple[Any, int]:
+    """The datapoint a command-line word names for a device, and the address to use."""
+    from ..exceptions import CatalogError, ValidationError
+    from ..protocol import FAMILY_ADDRESSES, Family, family_of_address
+
+    family = family_of_address(address) if address is not None else None
+    families = [family] if family is not None else [None]
+    if family is Family.BSP:
+        families.append(Family.XCOM_CAN_BMS)
+    if address is not None and family is None:
+        raise ValidationError(f"address {address} belongs to no device family")
+    error: CatalogError | None = None
+    for fam in families:
+        try:
+            dp = catalog.resolve(query.strip(), fam)
+            break
+        except CatalogError as exc:
+            error = error or exc
+    else:
+        assert error is not None
+        text = query.strip()
+        if address is None and text.isdigit() and len(catalog.find(int(text))) > 1:
+            names = ", ".join(dp.family.value for dp in catalog.find(int(text)))
+            raise ValidationError(
+                f"{text} exists for several device families ({names}): choose one with --device"
+            ) from None
+        raise error
+    if dp.kind == "menu":
+        raise ValidationError(f"{dp} is a menu of the remote control, not a value")
+    if address is None:
+        address = FAMILY_ADDRESSES[dp.family][1]
+    return dp, address
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+def _emit_json(document: Any) -> None:
+    json.dump(document, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+# --- read ---------------------------------------------------------------------------------
+
+
+def run_read(args: argparse.Namespace) -> int:
+    from ..catalog import load_catalog
+    from ..exceptions import DeviceError, XcomTimeout
+    from ..protocol import AccessLevel, Property, device_name
+
+    catalog = load_catalog()
+    prop = Property[_PROPERTIES[args.prop]]
+    targets = [
+        resolve(catalog, query, address)
+        for address in _addresses(args.device)
+        for query in args.datapoints
+    ]
+    rows: list[dict[str, Any]] = []
+    failed = False
+    with client_from_args(args, catalog=catalog) as client:
+        for dp, address in targets:
+            row: dict[str, Any] = {
+                "device": device_name(address),
+                "address": address,
+                "family": dp.family.value,
+                "kind": dp.kind,
+                "number": dp.number,
+                "name": dp.name,
+                "property": args.prop if dp.kind == "parameter" else "value",
+                "unit": dp.unit,
+            }
+            try:
+                if dp.kind == "info":
+                    value = client.read_info(dp.number, address)
+                else:
+                    value = client.read_param(dp.number, address, prop)
+            except (DeviceError, XcomTimeout) as exc:
+                row["error"] = _error_text(exc)
+                failed = True
+            else:
+                if isinstance(value, AccessLevel):
+                    row["value"] = value.name
+                    row["text"] = value.name.replace("_", " ").title()
+                else:
+                    row["value"] = _jsonable(value)
+                    row["label"] = catalog.label(dp, value)
+                    row["text"] = catalog.format_value(dp, value)
+            rows.append(row)
+    if args.json:
+        _emit_json(rows)
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            prop_note = "" if r["property"] == "value" else f" [{r['property']}]"
+            shown = r.get("text") if "error" not in r else "error: " + r["error"]
+            print(f"{r['device']:<8} {r['number']:>5}  {r['name']:<{width}}{prop_note}  {shown}")
+    return 1 if failed else 0
+
+
+# --- write --------------------------------------------------------------------------------
+
+
+def run_write(args: argparse.Namespace) -> int:
+    from ..catalog import load_catalog
+    from ..exceptions import ValidationError
+    from ..protocol import Property, device_name, is_multicast, is_phase
+
+    catalog = load_catalog()
+    addresses = _addresses(args.device)
+    if len(addresses) != 1:
+        raise ValidationError("write takes one --device (use xt, vt or vs for all of a family)")
+    dp, address = resolve(catalog, args.datapoint, addresses[0])
+    if dp.kind != "parameter":
+        raise ValidationError(f"{dp} is a user info: it is read-only")
+    value = catalog.validate(dp, args.value)  # refuses before connecting
+    prop = Property.VALUE_QSP if args.flash else Property.UNSAVED_VALUE_QSP
+    readback: Any = None
+    with client_from_args(args, catalog=catalog) as client:
+        client.write_param(dp.number, value, address, flash=args.flash)
+        if not args.no_verify and not (is_multicast(address) or is_phase(address)):
+            readback = client.read_param(dp.number, address, prop)
+    where = "flash" if args.flash else "RAM"
+    result = {
+        "device": device_name(address),
+        "address": address,
+        "family": dp.family.value,
+        "number": dp.number,
+        "name": dp.name,
+        "value": _jsonable(value),
+        "unit": dp.unit,
+        "stored_in": where,
+        "read_back": _jsonable(readback),
+    }
+    if args.json:
+        _emit_json(result)
+        return 0
+    print(f"{device_name(address)} {dp.number} {dp.name} = {catalog.format_value(dp, value)}")
+    if readback is not None:
+        print(f"  read back: {catalog.format_value(dp, readback)}")
+    if args.flash:
+        print("  saved in flash (it survives a restart; flash endures about 1000 writes)")
+    else:
+        print("  written to RAM only: a restart restores the saved value (use --flash to keep it)")
+    return 0
+
+
+# --- scan ----------------------------------------------------------------------------------
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from ..exceptions import DeviceError, XcomTimeout
+
+    with client_from_args(args) as client:
+        devices = client.scan(stop_at_gap=not args.all_addresses)
+        try:
+            guid = str(client.read_guid())
+        except (DeviceError, XcomTimeout):
+            guid = None
+        flags = client.last_frame_flags
+    if args.json:
+        _emit_json(
+            {
+                "guid": guid,
+                "frame_flags": int(flags) if flags is not None else None,
+                "devices": [
+                    {
+                        "device": d.name,
+                        "address": d.address,
+                        "family": d.family.value,
+                        "firmware": d.firmware,
+                        "id_type": d.id_type,
+                        "fid": d.fid,
+                    }
+                    for d in devices
+                ],
+            }
+        )
+        return 0
+    if guid:
+        print(f"installation GUID {guid}")
+    if not devices:
+        print("no device answered")
+        return 1
+    print(f"{'device':<8} {'address':>7}  {'family':<6} {'firmware':<9} {'id type':>7}  fid")
+    for d in devices:
+        fid = f"{d.fid:08X}" if d.fid is not None else "-"
+        id_type = str(d.id_type) if d.id_type is not None else "-"
+        print(
+            f"{d.name:<8} {d.address:>7}  {d.family.value:<6} {d.firmware or '-':<9} "
+            f"{id_type:>7}  {fid}"
+        )
+    return 0
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def _parse_when(text: str) -> dt.datetime:
+    from ..exceptions import ValidationError
+
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            continue
+    raise ValidationError(f"invalid date {text!r}: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM'")
+
+
+def run_messages(args: argparse.Namespace) -> int:
+    from ..exceptions import ValidationError
+
+    if args.count < 0:
+        raise ValidationError("--count must be 0 (all) or more")
+    since = _parse_when(args.since) if args.since else None
+    with client_from_args(args) as client:
+        messages = client.read_messages(args.count or None, since=since)
+    if args.json:
+        _emit_json(
+            [
+                {
+                    "index": m.index,
+                    "time": m.time.isoformat(sep=" "),
+                    "timestamp": m.timestamp,
+                    "number": m.number,
+                    "severity": m.severity,
+                    "text": m.text,
+                    "source": m.source,
+                    "device": m.device,
+                }
+                for m in messages
+            ]
+        )
+        return 0
+    if not messages:
+        print("no messages")
+    for m in messages:
+        severity = f"{m.severity} " if m.severity else ""
+        print(f"{m.time:%Y-%m-%d %H:%M:%S}  {m.device:<7} {severity}({m.number:03d}): {m.text}")
+    return 0

@@ -1,0 +1,208 @@
+"""``xcomlog files list|get``: the datalog files on the Xcom-232i's SD card, over the link.
+
+    xcomlog files list --tcp 192.168.1.50:4001
+    xcomlog files get --since 2024-06-01 --out sd/ --tcp 192.168.1.50:4001
+    xcomlog files get LG240601.CSV --import --site home --tz Europe/Zurich --data data/ --serial /dev/ttyUSB0
+
+Downloaded files appear complete or not at all (written under a temporary name, then
+renamed). ``--import`` puts them into the dataset like ``xcomlog import`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from ._link import add_client_options, add_link_options, client_from_args
+
+_NAME = re.compile(r"^LG(\d{2})(\d{2})(\d{2})\.CSV$", re.IGNORECASE)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``files`` with its ``list`` and ``get`` sub-commands."""
+    files = subparsers.add_parser(
+        "files",
+        help="list or download the SD-card datalog files over the link",
+        description="The datalog files (LGyymmdd.CSV) on the gateway's SD card.",
+    )
+    actions = files.add_subparsers(dest="files_command", metavar="ACTION")
+    files.set_defaults(func=lambda args: (files.print_help(), 2)[1])
+
+    listing = actions.add_parser("list", help="list the datalog files")
+    listing.add_argument("--since", metavar="DATE", help="only files of this day or later")
+    _common(listing)
+    listing.set_defaults(func=run_list)
+
+    get = actions.add_parser(
+        "get",
+        help="download datalog files (and import them)",
+        epilog=(
+            "examples:\n"
+            "  xcomlog files get --since 2024-06-01 --out sd/ --tcp 192.168.1.50:4001\n"
+            "  xcomlog files get --import --site home --tz Europe/Zurich --data data/ --udp 192.168.1.50\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    get.add_argument("names", nargs="*", metavar="NAME", help="files to get (default: all)")
+    get.add_argument("--since", metavar="DATE", help="only files of this day or later")
+    get.add_argument("--out", metavar="DIR", help="folder to save the files in")
+    get.add_argument(
+        "--import", dest="do_import", action="store_true", help="import them into the dataset"
+    )
+    get.add_argument("--site", help="site name for --import")
+    get.add_argument("--tz", metavar="ZONE", help="zone of the datalogger clock for --import")
+    get.add_argument("--data", metavar="DIR", default="data", help="dataset folder (data)")
+    get.add_argument(
+        "--force", action="store_true", help="with --import: replace days already imported"
+    )
+    _common(get)
+    get.set_defaults(func=run_get)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_link_options(parser)
+    add_client_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def file_date(name: str) -> dt.date | None:
+    """The day of an ``LGyymmdd.CSV`` name (None for other names)."""
+    match = _NAME.match(name)
+    if not match:
+        return None
+    yy, mm, dd = (int(g) for g in match.groups())
+    try:
+        return dt.date(2000 + yy, mm, dd)
+    except ValueError:
+        return None
+
+
+def _since(text: str | None) -> dt.date | None:
+    from ..exceptions import ValidationError
+
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(f"invalid --since {text!r}: use YYYY-MM-DD") from None
+
+
+def _select(names: list[str], since: dt.date | None) -> list[str]:
+    if since is None:
+        return names
+    out = []
+    for name in names:
+        day = file_date(name)
+        if day is not None and day >= since:
+            out.append(name)
+    return out
+
+
+def run_list(args: argparse.Namespace) -> int:
+    since = _since(args.since)
+    with client_from_args(args) as client:
+        names = _select(client.list_datalog_files(), since)
+    if args.json:
+        json.dump(
+            [{"name": n, "date": str(file_date(n) or "")} for n in names], sys.stdout, indent=2
+        )
+        sys.stdout.write("\n")
+        return 0
+    for name in names:
+        print(name)
+    if not names:
+        print("no datalog files", file=sys.stderr)
+    return 0
+
+
+def _save(folder: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` so that the file is either absent or complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    tmp = folder / f".{name}.part"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def run_get(args: argparse.Namespace) -> int:
+    from ..exceptions import DeviceError, ValidationError, XcomTimeout
+
+    if args.do_import and (not args.site or not args.tz):
+        raise ValidationError("--import needs --site and --tz (the zone of the datalogger clock)")
+    if not args.do_import and not args.out:
+        raise ValidationError("say where the files go: --out DIR, and/or --import")
+    for name in args.names:
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ValidationError(f"invalid file name {name!r}")
+    since = _since(args.since)
+    out = Path(args.out) if args.out else None
+    importer = None
+    if args.do_import:
+        from .. import importer as importer_module
+        from ..dataset import check_site
+        from ..sdcard import zone
+
+        importer = importer_module
+        try:  # refuse a bad site or zone before downloading anything
+            check_site(args.site)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        zone(args.tz)
+    results = []
+    failed = 0
+    with client_from_args(args) as client:
+        available = client.list_datalog_files()
+        wanted = args.names or available
+        missing = [n for n in wanted if n not in available]
+        for name in missing:
+            print(f"{name}: not on the SD card", file=sys.stderr)
+            failed += 1
+        wanted = _select([n for n in wanted if n in available], since)
+        for name in wanted:
+            entry: dict[str, object] = {"name": name}
+            try:
+                data = client.download_datalog_file(name)
+            except (DeviceError, XcomTimeout) as exc:
+                entry["error"] = f"{type(exc).__name__}: {exc}"
+                failed += 1
+                results.append(entry)
+                print(f"{name}: download failed: {exc}", file=sys.stderr)
+                continue
+            entry["bytes"] = len(data)
+            if out is not None:
+                entry["path"] = str(_save(out, name, data))
+            if importer is not None:
+                summary = importer.import_sources(
+                    [(name, data)],
+                    site=args.site,
+                    tz=args.tz,
+                    out=args.data,
+                    progress=False,
+                    force=args.force,
+                )
+                report = summary.reports[0] if summary.reports else None
+                entry["import"] = report.status if report is not None else "nothing"
+                if report is not None and report.status == "failed":
+                    failed += 1
+                    entry["reason"] = report.reason
+            results.append(entry)
+            if not args.json:
+                where = f" -> {entry['path']}" if "path" in entry else ""
+                imported = f" ({entry['import']})" if "import" in entry else ""
+                print(f"{name}: {len(data)} bytes{where}{imported}")
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not results and not missing:
+        print("no datalog files to get", file=sys.stderr)
+    return 1 if failed else 0
