@@ -9,7 +9,6 @@ import pytest
 from xcomlog.exceptions import ConfigError
 from xcomlog.logger.config import (
     PointSpec,
-    PoliteConfig,
     link_url,
     load_config,
     parse_device_spec,
@@ -132,7 +131,7 @@ devices = ["xt1", "xt2", "vt1", "bsp"]
 name = "farm-2"
 link = { udp = "127.0.0.1:4002", reply_port = 4001 }
 groups = ["fast"]
-polite = { period = "15min", offset = "0s", duration = "20s" }
+polite = { quiet = ["23:50-00:20", "12:00-12:05"], duty_cycle = 0.5, tz = "UTC" }
 parameter_property = "unsaved"
 
 [[site.group]]
@@ -154,15 +153,30 @@ points = ["vs:15010", "Battery voltage"]
     assert [g.name for g in farm.groups] == ["fast", "pv"]
     assert farm.link == "udp://127.0.0.1:4002?reply_port=4001"
     assert farm.parameter_property == Property.UNSAVED_VALUE_QSP
-    assert farm.polite == PoliteConfig(900.0, 0.0, 20.0)
+    assert farm.polite.duty_cycle == 0.5 and len(farm.polite.quiet) == 2
+    assert home.polite is None
 
 
-def test_polite_window():
-    polite = PoliteConfig(period=900, offset=60, duration=20)
-    assert polite.quiet_left(900 * 10 + 59) == 0
-    assert polite.quiet_left(900 * 10 + 65) == pytest.approx(15)
-    assert polite.quiet_left(900 * 10 + 80) == 0
-    assert PoliteConfig().quiet_left(123.0) == 0
+def test_polite_mode_uses_the_client_policy():
+    import datetime as dt
+
+    from xcomlog.session import PolitePolicy
+
+    cfg = simple_config("tcp://h:1", "out", polite={"quiet": "23:50-00:20", "tz": "UTC"})
+    policy = cfg.sites[0].polite
+    assert isinstance(policy, PolitePolicy)
+    at = dt.datetime(2024, 6, 1, 23, 55, tzinfo=dt.timezone.utc)
+    assert policy.quiet_remaining(at) == pytest.approx(25 * 60)
+    assert policy.quiet_remaining(at.replace(hour=12)) == 0
+    for bad in (
+        {"quiet": "25:00-01:00"},
+        {"duty_cycle": 0},
+        {"duty_cycle": "half"},
+        {"tz": "Mars/Base"},
+        {"speed": 1},
+    ):
+        with pytest.raises(ConfigError, match="polite"):
+            simple_config("tcp://h:1", "out", polite=bad)
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,7 @@ def summarize(out: Path, logger) -> dict:
         data_bytes_per_value=value_data / values if values else float("nan"),
         values_per_s=totals["values"] / max(totals["elapsed"], 1e-9),
         elapsed=totals["elapsed"],
-        errors=int(totals["timeouts"] + totals["device_errors"]),
+        errors=int(totals["timeouts"] + totals["device_errors"] + totals["damaged_frames"]),
     )
     return summary
 

@@ -7,6 +7,8 @@ import sys
 
 
 def register(subparsers) -> None:
+    from ._link import add_client_options, add_link_options
+
     parser = subparsers.add_parser(
         "log",
         help="log installations into a Parquet dataset",
@@ -27,7 +29,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--config", metavar="FILE", help="TOML configuration (see examples/logger.toml)"
     )
-    _add_link_options(parser)
+    add_link_options(parser)
+    add_client_options(parser)
     parser.add_argument(
         "--out", metavar="DIR", help="dataset folder (default: data, or the file's 'out')"
     )
@@ -44,7 +47,6 @@ def register(subparsers) -> None:
         "all-parameters, 3000, bsp:7002, 'Battery voltage')",
     )
     parser.add_argument("--devices", default="auto", help="auto (scan) or a list: xt1,xt2,vt1,bsp")
-    parser.add_argument("--timeout", type=float, default=2.0, help="answer timeout in seconds")
     parser.add_argument(
         "--flush-interval",
         type=float,
@@ -63,51 +65,18 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _add_link_options(parser: argparse.ArgumentParser) -> None:
-    try:
-        from ._link import add_link_options
-    except ImportError:  # the shared helper is missing: offer the same options here
-        group = parser.add_mutually_exclusive_group()
-        group.add_argument("--serial", metavar="PORT", help="serial port or pyserial URL")
-        group.add_argument("--tcp", metavar="HOST:PORT", help="Xcom-LAN / Moxa in TCP server mode")
-        group.add_argument(
-            "--listen", metavar="[HOST:]PORT", help="wait for a Moxa in TCP client mode"
-        )
-        group.add_argument("--udp", metavar="HOST[:PORT]", help="Moxa in UDP mode")
-        parser.add_argument("--baud", type=int, default=38400, help="serial speed (default 38400)")
-        parser.add_argument(
-            "--reply-port", type=int, default=4001, help="local UDP port for answers"
-        )
-        return
-    add_link_options(parser)
-
-
 def _link_url(args: argparse.Namespace) -> str | None:
     """The transport URL of the link options, or None when none was given."""
-    if not any(getattr(args, name, None) for name in ("serial", "tcp", "listen", "udp")):
-        return None
-    try:
-        from ._link import transport_from_args
-    except ImportError:
-        if args.serial:
-            return (
-                f"serial://{args.serial}?baud={args.baud}"
-                if "://" not in args.serial
-                else args.serial
-            )
-        if args.tcp:
-            return f"tcp://{args.tcp}"
-        if args.listen:
-            target = args.listen if ":" in args.listen else f"0.0.0.0:{args.listen}"
-            return f"listen://{target}"
-        return f"udp://{args.udp}?reply_port={args.reply_port}"
-    return transport_from_args(args).url
+    from ._link import link_url
+
+    return link_url(args)
 
 
 def build_config(args: argparse.Namespace):
     """The LoggerConfig the options describe (a file, or the simple one-site case)."""
     from ..exceptions import ConfigError
     from ..logger.config import load_config, simple_config
+    from ._link import polite_from_args
 
     url = _link_url(args)
     if args.config:
@@ -121,6 +90,8 @@ def build_config(args: argparse.Namespace):
             raise ConfigError(
                 "nothing to log: give a link (--tcp HOST:PORT, --serial PORT, --listen, --udp) or --config FILE"
             )
+        if args.retries is None or args.retries < 0 or args.timeout is None or args.timeout <= 0:
+            raise ConfigError("--timeout must be > 0 and --retries >= 0")
         points = [p.strip() for p in args.points.split(",") if p.strip()]
         devices = (
             args.devices
@@ -135,7 +106,15 @@ def build_config(args: argparse.Namespace):
             points=points,
             devices=devices,
             timeout=args.timeout,
+            retries=args.retries,
+            connect_timeout=args.connect_timeout,
         )
+        polite = polite_from_args(args)
+        if polite is not None:
+            import dataclasses
+
+            site = dataclasses.replace(cfg.sites[0], polite=polite)
+            cfg = dataclasses.replace(cfg, sites=(site,))
     if args.flush_interval is not None:
         if args.flush_interval <= 0:
             raise ConfigError("--flush-interval must be > 0")
@@ -186,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     totals = logger.totals()
     print(
         f"stopped: {int(totals['values']):,} values in {totals['elapsed']:.1f} s, "
-        f"{int(totals['timeouts'] + totals['device_errors'])} errors, dataset in {cfg.out}",
+        f"{int(totals['timeouts'] + totals['device_errors'] + totals['damaged_frames'])} errors, dataset in {cfg.out}",
         file=sys.stderr,
     )
     return 0

@@ -13,7 +13,7 @@ import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -118,6 +118,7 @@ DEFAULT_ROTATE_INTERVAL_S = 3600.0
 DEFAULT_TIMEOUT_S = 2.0  # specification section 3.7
 DEFAULT_RETRIES = 1
 DEFAULT_BACKOFF_S = (1.0, 60.0)  # first and largest reconnect delay
+DEFAULT_CONNECT_TIMEOUT_S = 10.0  # open a link; with listen://, wait this long for the Moxa
 
 
 # --- records ------------------------------------------------------------------------------
@@ -167,26 +168,6 @@ class DeviceSpec:
 
 
 @dataclass(frozen=True)
-class PoliteConfig:
-    """Pause polling in a quiet window every period (e.g. while the gateway uploads)."""
-
-    period: float = 0.0  # 0: polite mode off
-    offset: float = 0.0  # start of the window after the aligned tick
-    duration: float = 0.0
-
-    @property
-    def enabled(self) -> bool:
-        return self.period > 0 and self.duration > 0
-
-    def quiet_left(self, now: float) -> float:
-        """Seconds left in the quiet window at wall-clock time ``now`` (0 outside)."""
-        if not self.enabled:
-            return 0.0
-        into = (now - self.offset) % self.period
-        return self.duration - into if into < self.duration else 0.0
-
-
-@dataclass(frozen=True)
 class SiteConfig:
     """One installation behind one link."""
 
@@ -199,8 +180,9 @@ class SiteConfig:
     src: int = ADDRESS_DTE
     messages: bool = True
     parameter_property: int = int(Property.VALUE_QSP)
-    polite: PoliteConfig = field(default_factory=PoliteConfig)
+    polite: Any = None  # session.PolitePolicy (quiet windows, duty cycle) or None
     backoff: tuple[float, float] = DEFAULT_BACKOFF_S
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -390,6 +372,7 @@ _SITE_KEYS = {
     "parameter_property",
     "polite",
     "backoff",
+    "connect_timeout",
 }
 _TOP_KEYS = {"out", "flush_interval", "rotate_interval", "site", "group", "defaults"}
 _DEFAULT_KEYS = _SITE_KEYS - {"name", "link", "group", "groups"}
@@ -424,18 +407,28 @@ def parse_group(table: Mapping, where: str) -> GroupConfig:
     return GroupConfig(name, interval, points, offset, devices)
 
 
-def _parse_polite(value: object, where: str) -> PoliteConfig:
+def _parse_polite(value: object, where: str):
+    """The client's polite mode: ``{ quiet = "23:50-00:20", duty_cycle = 0.5, tz = "Europe/Zurich" }``."""
     if value in (None, False):
-        return PoliteConfig()
+        return None
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected a table with period, offset, duration")
-    _check_keys(value, {"period", "offset", "duration"}, where)
-    period = parse_duration(value.get("period", 0), f"{where}.period")
-    offset = parse_duration(value.get("offset", 0), f"{where}.offset")
-    duration = parse_duration(value.get("duration", 0), f"{where}.duration")
-    if period and duration >= period:
-        raise ConfigError(f"{where}.duration: must be shorter than the period")
-    return PoliteConfig(period, offset, duration)
+        raise ConfigError(f"{where}: expected a table with quiet, duty_cycle and/or tz")
+    _check_keys(value, {"quiet", "duty_cycle", "tz"}, where)
+    from ..session import PolitePolicy
+
+    quiet = value.get("quiet", ())
+    if isinstance(quiet, str):
+        quiet = [quiet]
+    if not isinstance(quiet, Sequence) or not all(isinstance(q, str) for q in quiet):
+        raise ConfigError(f'{where}.quiet: expected "HH:MM-HH:MM" or a list of them')
+    duty = value.get("duty_cycle", 1.0)
+    if isinstance(duty, bool) or not isinstance(duty, (int, float)):
+        raise ConfigError(f"{where}.duty_cycle: expected a number in (0, 1]")
+    tz = value.get("tz")
+    try:
+        return PolitePolicy.parse(list(quiet), duty_cycle=float(duty), tz=tz)
+    except (ValueError, KeyError) as exc:  # bad window, duty cycle or unknown zone
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _parse_parameter_property(value: object, where: str) -> int:
@@ -508,6 +501,11 @@ def parse_site(
             merged["parameter_property"], f"{where}.parameter_property"
         )
     polite = _parse_polite(merged.get("polite"), f"{where}.polite")
+    connect_timeout = parse_duration(
+        merged.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S), f"{where}.connect_timeout"
+    )
+    if connect_timeout <= 0:
+        raise ConfigError(f"{where}.connect_timeout: must be > 0")
     backoff = DEFAULT_BACKOFF_S
     if "backoff" in merged:
         pair = _str_list(merged["backoff"], f"{where}.backoff")
@@ -530,6 +528,7 @@ def parse_site(
         parameter_property=prop,
         polite=polite,
         backoff=backoff,
+        connect_timeout=connect_timeout,
     )
 
 
@@ -619,8 +618,11 @@ def simple_config(
     points: Sequence[str | int] = ("essential",),
     devices: Sequence[str] | str = "auto",
     timeout: float = DEFAULT_TIMEOUT_S,
+    retries: int = DEFAULT_RETRIES,
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
     messages: bool = True,
+    polite: Mapping | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> LoggerConfig:
     """The configuration of ``xcomlog log --tcp HOST:PORT --out DIR`` without a file."""
     group = {"name": "main", "interval": interval, "points": list(points)}
@@ -634,7 +636,10 @@ def simple_config(
                 "link": link,
                 "devices": devices if isinstance(devices, str) else list(devices),
                 "timeout": timeout,
+                "retries": retries,
                 "messages": messages,
+                "connect_timeout": connect_timeout,
+                **({"polite": dict(polite)} if polite else {}),
             }
         ],
     }

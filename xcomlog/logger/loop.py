@@ -68,7 +68,7 @@ MESSAGES_PER_ROUND = 16
 BATCH_FRAMES = 64
 
 # Result kinds of one exchange.
-OK, ERROR, TIMEOUT = 0, 1, 2
+OK, ERROR, TIMEOUT, DAMAGED = 0, 1, 2, 3
 
 
 def now_ms() -> int:
@@ -92,6 +92,11 @@ class Framer:
 
     def reset(self) -> None:
         self._buf.clear()
+
+    @property
+    def pending(self) -> int:
+        """Bytes held back, waiting for the rest of a frame."""
+        return len(self._buf)
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf
@@ -170,6 +175,7 @@ class SiteStats:
     link_drops: int = 0
     foreign_frames: int = 0
     stale_frames: int = 0
+    damaged_frames: int = 0  # answers that arrived with a bad checksum
     messages: int = 0
     parameters: int = 0
     state: str = "starting"
@@ -220,13 +226,13 @@ class SiteLogger:
         catalog=None,
         *,
         transport_factory: Callable[[str], object] | None = None,
-        open_timeout: float = 10.0,
+        open_timeout: float | None = None,
     ) -> None:
         self.site = site
         self.writer = writer
         self._catalog = catalog
         self._factory = transport_factory
-        self.open_timeout = open_timeout
+        self.open_timeout = site.connect_timeout if open_timeout is None else open_timeout
         self.stats = SiteStats()
         self.plan: SitePlan | None = None
         self._framer = Framer()
@@ -448,14 +454,16 @@ class SiteLogger:
                     self._messages_due = False
                     await self._read_messages(transport)
                 now = time.time()
-                if polite.enabled:
-                    left = polite.quiet_left(now)
+                if polite is not None and polite.quiet:
+                    left = polite.quiet_remaining()
                     if left > 0:
                         if now >= quiet_logged_until:
                             quiet_logged_until = now + left
-                            self.event("quiet", f"polite mode: polling paused {left:.1f} s")
+                            self.event(
+                                "quiet", f"polite mode: quiet window, polling paused {left:.0f} s"
+                            )
                         self.stats.state = "quiet"
-                        await self._sleep(left)
+                        await self._sleep(min(left, 60.0))
                         self.stats.state = "polling"
                         continue
                 for st in states:
@@ -504,7 +512,14 @@ class SiteLogger:
         return now  # late but inside the current interval: run at once
 
     async def _run_request(self, transport, request: Request, cycle: _Cycle) -> None:
-        kind, frame, t_ms = await self._exchange(transport, request)
+        polite = self.site.polite
+        if polite is not None and polite.duty_cycle < 1.0:
+            started = time.monotonic()
+            kind, frame, t_ms = await self._exchange(transport, request)
+            # leave the link free for the portal: silence in proportion to our use
+            await self._sleep(polite.idle_after(time.monotonic() - started))
+        else:
+            kind, frame, t_ms = await self._exchange(transport, request)
         cycle.index += 1
         if kind == OK:
             self._ok(request, t_ms)
@@ -528,6 +543,9 @@ class SiteLogger:
                 self._use_single_reads(code, cycle)
                 return
             self._fail(request, "device_error", f"{error_name(code)} (0x{code:04X})")
+            return
+        if kind == DAMAGED:
+            self._fail(request, "bad_frame", "the answer arrived damaged (checksum)")
             return
         self._fail(request, "timeout", f"no answer within {self.site.timeout:g} s")
 
@@ -565,7 +583,7 @@ class SiteLogger:
         """Record the first failure of a request; repeated failures only count."""
         if kind == "timeout":
             self.stats.timeouts += 1
-        else:
+        elif kind == "device_error":
             self.stats.device_errors += 1
         self.stats.last_error = f"{_describe(request)}: {detail}"
         t = now_ms()
@@ -746,7 +764,8 @@ class SiteLogger:
         self, transport, request: Request, *, quiet: bool = False, notice_messages: bool = True
     ):
         """Send ``request`` and wait for its answer: (OK, frame, t_ms), (ERROR, None, code)
-        or (TIMEOUT, None, 0). Retries after a timeout or a busy gateway."""
+        (TIMEOUT, None, 0) or (DAMAGED, None, 0). Retries after a timeout, a damaged answer
+        (at once, without waiting for the timeout) or a busy gateway."""
         loop = asyncio.get_running_loop()
         src = self.site.src
         timeout = self.site.timeout
@@ -755,12 +774,13 @@ class SiteLogger:
         want_type = request.object_type
         want_id = request.object_id
         want_src = request.dst
-        busy = False
+        busy = damaged = False
         for _attempt in range(1 + self.site.retries):
-            busy = False
+            busy = damaged = False
             await transport.send(request.frame)
             stats.requests += 1
             deadline = loop.time() + timeout
+            bad_before = framer.bad_frames
             while True:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -769,7 +789,13 @@ class SiteLogger:
                 if not chunk:
                     continue
                 t_ms = time.time_ns() // 1_000_000
-                for frame in framer.feed(chunk):
+                frames = framer.feed(chunk)
+                if not frames and framer.bad_frames != bad_before and not framer.pending:
+                    # a damaged frame came instead of the answer: no need to wait
+                    damaged = True
+                    stats.damaged_frames += 1
+                    break
+                for frame in frames:
                     fflags, fsrc, fdst, sflags, sid, otype, oid = _PEEK.unpack_from(frame)
                     if fdst != src or not sflags & ServiceFlag.RESPONSE:
                         stats.foreign_frames += 1
@@ -801,6 +827,8 @@ class SiteLogger:
                     break  # resend at once (the gateway saves its datalog)
         if busy:
             return ERROR, None, int(ErrorCode.SCOM_ERROR_GATEWAY_BUSY)
+        if damaged:
+            return DAMAGED, None, 0
         if not quiet:
             self._silent += 1
             if self._silent >= SILENT_LIMIT:
@@ -932,6 +960,7 @@ class Logger:
             "requests",
             "timeouts",
             "device_errors",
+            "damaged_frames",
             "missed",
             "link_drops",
             "messages",

@@ -37,7 +37,7 @@ class StatusLine:
             dt = max(now - self._last[0], 1e-9)
             vps, fps = (values - self._last[1]) / dt, (frames - self._last[2]) / dt
         self._last = (now, values, frames)
-        errors = int(totals["timeouts"] + totals["device_errors"])
+        errors = int(totals["timeouts"] + totals["device_errors"] + totals["damaged_frames"])
         parts = [
             f"{vps:,.0f} values/s",
             f"{fps:,.1f} frames/s",
