@@ -124,8 +124,9 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
-def print_plan(cfg, stream=sys.stdout) -> int:
+def print_plan(cfg, stream=None) -> int:
     """Print what every site would poll; sites that scan for devices are listed as such."""
+    stream = stream or sys.stdout
     from ..logger.plan import compile_plan
 
     for site in cfg.sites:
