@@ -181,8 +181,11 @@ def test_answer_of_another_device_is_not_taken():
 
 
 def test_late_answer_is_discarded_before_the_next_request():
-    client, gw, link = make_client()
-    stale = codec.encode_response(
+    client, gw, link = make_client(retries=0)
+    gw.script.append("drop")
+    with pytest.raises(XcomTimeout):
+        client.read_info(3000, address=101)
+    late = codec.encode_response(
         Service.READ,
         ObjectType.USER_INFO,
         3000,
@@ -190,8 +193,9 @@ def test_late_answer_is_discarded_before_the_next_request():
         codec.pack_value(Format.FLOAT, 1.0),
         src=101,
     )
-    link.queue.append(stale)  # arrived between requests
-    assert client.read_info(3000, address=101) == pytest.approx(12.359375)
+    link.queue.append(late)  # the answer to the timed-out request, arriving now
+    gw.add_info(101, 3000, 13.0)  # meanwhile the value changed
+    assert client.read_info(3000, address=101) == 13.0
     assert client.stats["stale_frames"] == 1
 
 
@@ -548,7 +552,8 @@ def test_polite_duty_cycle_spaces_requests(monkeypatch):
     client.open()
     client.read_info(3000, address=101)
     client.read_info(3000, address=101)
-    assert slept and slept[-1] == pytest.approx(0.2, abs=0.05)
+    # each exchange kept the link busy 0.1 s: at a 50 % duty cycle, 0.1 s of silence follows
+    assert slept and slept[-1] == pytest.approx(0.1, abs=0.02)
 
 
 # --- asyncio --------------------------------------------------------------------------------

@@ -415,6 +415,9 @@ class Session:
         self.multi_info_supported: bool | None = None
         #: Sends the last exchange needed (1 when the first try was answered).
         self.last_attempts = 0
+        #: Seconds after a timeout during which stray input is discarded before a request.
+        self.late_window = max(10.0, 4 * self.timeout)
+        self._drain_until = 0.0
         self._broken = False
         self._idle_until = 0.0
 
@@ -474,13 +477,15 @@ class Session:
                         self._broken = False
                         self.decoder.reset()
                         self.stats.reconnects += 1
-                    yield from self._drain()
+                    if self._drain_until and self.clock() < self._drain_until:
+                        yield from self._drain()
                     sends += 1
                     self.stats.sends += 1
                     yield Send(current.frame)
                     frame = yield from self._wait_for(current, timeout)
                 except LinkError as exc:
                     self._broken = True
+                    self._drain_until = self.clock() + self.late_window
                     self.stats.link_errors += 1
                     log.debug("link error during %s: %s", current.describe(), exc)
                     failure = exc
@@ -488,6 +493,9 @@ class Session:
                     if frame is None or frame is False:
                         if frame is None:
                             self.stats.timeouts += 1
+                            # Its answer may still come: discard what arrives before the
+                            # next requests for a while, so it is never taken for theirs.
+                            self._drain_until = self.clock() + self.late_window
                             what = f"no answer to {current.describe()} within {timeout:g} s"
                         else:
                             self.stats.damaged_answers += 1

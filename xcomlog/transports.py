@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import errno
 import logging
 import os
 import select
@@ -289,6 +288,7 @@ class TcpClientTransport(Transport):
         except OSError as exc:
             raise LinkError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
         self._sock = sock
         self.opens += 1
         log.debug("connected to %s:%d", self.host, self.port)
@@ -302,8 +302,7 @@ class TcpClientTransport(Transport):
         if self._sock is None:
             raise LinkError(f"not connected to {self.host}:{self.port}")
         try:
-            self._sock.settimeout(10.0)
-            self._sock.sendall(data)
+            _send_stream(self._sock, data)
         except OSError as exc:
             self.close()
             raise LinkError(f"send to {self.host}:{self.port} failed: {exc}") from exc
@@ -337,15 +336,20 @@ def _close_socket(sock: socket.socket) -> None:
 
 
 def _recv_stream(sock: socket.socket, timeout: float, peer: str) -> bytes | None:
-    """One recv with a timeout: the bytes, ``b""`` on timeout, None when the peer closed."""
+    """One read of a non-blocking socket: the bytes, ``b""`` on timeout, None when closed.
+
+    The socket stays non-blocking: a drain (timeout 0) costs one recv, a wait one
+    select and one recv, and no call changes the socket's mode.
+    """
+    if timeout > 0:
+        ready, _, _ = select.select([sock], [], [], timeout)
+        if not ready:
+            return b""
     try:
-        sock.settimeout(max(0.0, timeout))
         data = sock.recv(_RECV_SIZE)
-    except (TimeoutError, BlockingIOError):
+    except (BlockingIOError, InterruptedError):
         return b""
     except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-            return b""
         log.debug("recv from %s failed: %s", peer, exc)
         return None
     if not data:
@@ -353,6 +357,22 @@ def _recv_stream(sock: socket.socket, timeout: float, peer: str) -> bytes | None
     if log.isEnabledFor(logging.DEBUG):
         log.debug("<- %s", _hex(data))
     return data
+
+
+def _send_stream(sock: socket.socket, data: bytes, timeout: float = 10.0) -> None:
+    """Write all of ``data`` to a non-blocking socket (OSError when it cannot)."""
+    view = memoryview(data)
+    deadline = time.monotonic() + timeout
+    while view:
+        try:
+            sent = sock.send(view)
+        except (BlockingIOError, InterruptedError):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("send timed out") from None
+            select.select([], [sock], [], remaining)
+            continue
+        view = view[sent:]
 
 
 # --- TCP server (the Moxa connects to us) -------------------------------------------------
@@ -493,7 +513,7 @@ class TcpServerTransport(Transport):
                     log.info("previous peer %s is gone; taking %s", self.peer[0], ip)
                     _close_socket(current)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.setblocking(True)
+            conn.setblocking(False)
             self._conn = conn
             self.peer = (peer[0], peer[1])
             self.accepted += 1
@@ -517,13 +537,12 @@ class TcpServerTransport(Transport):
         self.open(timeout)
 
     def send(self, data: bytes) -> None:
-        if self._listener is not None:
+        if self._conn is None and self._listener is not None:
             self._accept_pending()
         if self._conn is None:
             raise LinkError(f"the Moxa is not connected to {self.host}:{self.port}")
         try:
-            self._conn.settimeout(10.0)
-            self._conn.sendall(data)
+            _send_stream(self._conn, data)
         except OSError as exc:
             self._drop_connection()
             raise LinkError(f"send to the Moxa failed: {exc}") from exc
@@ -536,7 +555,14 @@ class TcpServerTransport(Transport):
             raise LinkError(f"the Moxa is not connected to {self.host}:{self.port}")
         assert self._listener is not None
         conn = self._conn
-        ready, _, _ = select.select([conn, self._listener], [], [], max(0.0, timeout))
+        if timeout <= 0:  # a drain: one non-blocking read
+            data = _recv_stream(conn, 0.0, "the Moxa")
+            if data is None:
+                self._drop_connection()
+                raise LinkError("the Moxa closed the connection")
+            self.bytes_received += len(data)
+            return data
+        ready, _, _ = select.select([conn, self._listener], [], [], timeout)
         if not ready:
             return b""
         if self._listener in ready:
