@@ -139,7 +139,7 @@ def test_tcp_server_mode_with_peer_connecting():
     server = TcpServerTransport("127.0.0.1", 0)
     port = server.address[1]
     with TcpPeer(gw, mode="client", port=port):
-        with XcomClient(server, timeout=1.0, open_timeout=5.0) as client:
+        with XcomClient(server, timeout=0.3, open_timeout=5.0) as client:
             assert client.read_info(3000, address=101) == pytest.approx(12.359375)
             gw.script.append("close")  # the Moxa's connection breaks; it connects again
             assert client.read_info(3000, address=102) == 12.5
@@ -249,7 +249,7 @@ def test_udp_answers_come_to_the_fixed_reply_port():
     reply_port = link.local_address[1]
     with UdpPeer(gw, reply_port) as peer:
         link.port = peer.port
-        with XcomClient(link, timeout=1.0) as client:
+        with XcomClient(link, timeout=0.3) as client:
             assert client.read_info(3000, address=101) == pytest.approx(12.359375)
             gw.script.append("drop")
             assert client.read_info(3000, address=102) == 12.5
@@ -431,3 +431,40 @@ def test_async_many_links_concurrently():
     rounds = asyncio.run(main())
     assert len(rounds) == 40
     assert all(r == {(101, 3000): 12.359375, (102, 3000): 12.5} for r in rounds)
+
+
+def test_async_tcp_server_allow_list_and_replacement():
+    async def main():
+        refused = AsyncTcpServerTransport("127.0.0.1", 0, allow="127.0.0.2")
+        await refused.bind()
+        with socket.create_connection(("127.0.0.1", refused.address[1]), timeout=1):
+            with pytest.raises(LinkError):
+                await refused.open(0.3)
+        assert refused.refused == 1
+        await refused.close()
+
+        server = AsyncTcpServerTransport("127.0.0.1", 0)
+        await server.bind()
+        loop = asyncio.get_running_loop()
+        first = await loop.run_in_executor(
+            None, socket.create_connection, ("127.0.0.1", server.address[1]), 1
+        )
+        await server.open(2.0)
+        second = await loop.run_in_executor(
+            None, socket.create_connection, ("127.0.0.1", server.address[1]), 1
+        )
+        second.sendall(b"\x07")
+        got = b""
+        for _ in range(20):
+            got = await server.receive(0.1)
+            if got:
+                break
+        assert got == b"\x07" and server.replaced == 1
+        await server.reconnect(1.0)  # the new connection is kept, not dropped
+        second.sendall(b"\x08")
+        assert await server.receive(1.0) == b"\x08"
+        first.close()
+        second.close()
+        await server.close()
+
+    asyncio.run(main())

@@ -204,7 +204,18 @@ class _Operations:
 
     @property
     def messages_pending(self) -> bool:
+        """The last answer said new messages are waiting (read them with read_messages)."""
         return self._session.messages_pending
+
+    @property
+    def restarted(self) -> bool:
+        """The last answer carried the gateway's restarted flag."""
+        return self._session.restarted
+
+    @property
+    def sd_card_present(self) -> bool:
+        """The last answer said an SD card is in the gateway."""
+        return self._session.sd_card_present
 
     @property
     def stats(self) -> dict[str, float]:

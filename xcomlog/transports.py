@@ -1043,12 +1043,17 @@ class AsyncTcpServerTransport(AsyncTransport):
             protocol.transport.close()
 
     async def reconnect(self, timeout: float | None = None) -> None:
+        """Wait for the Moxa to connect again (the listening socket stays open).
+
+        A connection the Moxa already made again (it replaced the broken one) is kept.
+        """
         if self._protocol is not None and self._protocol.closed:
             self._protocol = None
         if self._protocol is None:
             self._reset_buffer()
         else:
-            await self._drop_connection()
+            self._error = None  # the error was the old connection's
+            return
         await self.open(timeout)
 
     async def close(self) -> None:
