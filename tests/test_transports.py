@@ -468,3 +468,20 @@ def test_async_tcp_server_allow_list_and_replacement():
         await server.close()
 
     asyncio.run(main())
+
+
+def test_pyserial_socket_url_blocking_and_asyncio():
+    """pyserial's socket:// handler has no tty descriptor: both paths still work."""
+    gw = default_gateway()
+    with TcpPeer(gw) as peer:
+        url = f"socket://127.0.0.1:{peer.port}"
+        link = open_transport(url)
+        assert isinstance(link, SerialTransport)
+        with XcomClient(link, timeout=1.0) as client:
+            assert client.read_info(3000, address=101) == pytest.approx(12.359375)
+
+        async def main():
+            async with AsyncXcomClient(open_transport(url), timeout=1.0) as c:
+                return await c.read_info(3000, address=102)
+
+        assert asyncio.run(main()) == 12.5
