@@ -60,6 +60,14 @@ _NO_MULTI_INFO = frozenset(
         ErrorCode.OBJECT_ID_NOT_FOUND,
     }
 )
+# Plain ints: IntFlag arithmetic costs microseconds on the hot path.
+_RESPONSE = int(ServiceFlag.RESPONSE)
+_ERROR = int(ServiceFlag.ERROR)
+_RESTARTED = int(FrameFlag.RESTARTED)
+_MESSAGE_PENDING = int(FrameFlag.MESSAGE_PENDING)
+_BUSY = int(ErrorCode.SCOM_ERROR_GATEWAY_BUSY)
+_READ = int(Service.READ)
+
 #: Consecutive unanswered requests after which a link is considered dead and reopened.
 SILENT_LIMIT = 5
 #: Messages read per notification at most (the gateway keeps hundreds).
@@ -100,6 +108,17 @@ class Framer:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf
+        if not buf:  # the usual case: one chunk is exactly one whole frame
+            try:
+                size = codec.frame_size(chunk) if chunk[0] == START_BYTE else -1
+            except (FrameError, IndexError):
+                size = -1
+            if (
+                size == len(chunk)
+                and codec.checksum(chunk[HEADER_SIZE : size - CHECKSUM_SIZE])
+                == chunk[size - CHECKSUM_SIZE :]
+            ):
+                return [bytes(chunk)]
         buf += chunk
         out: list[bytes] = []
         frame_size = codec.frame_size
@@ -645,15 +664,24 @@ class SiteLogger:
             key = tuple(id(r) for r in reqs)
             cached = self._concat_cache.get(key)
             if cached is None:
+                exp_ids = np.concatenate([r.ids for r in reqs])
+                exp_addr = np.concatenate([r.addresses for r in reqs])
+                # where the status line's datapoints sit in these columns, found once
+                spots = [
+                    (k, int(hit[-1]))
+                    for k in self._status_keys
+                    if (hit := np.flatnonzero((exp_addr == k[0]) & (exp_ids == k[1]))).size
+                ]
                 cached = (
-                    np.concatenate([r.ids for r in reqs]),
+                    exp_ids,
                     np.concatenate([r.aggregations for r in reqs]),
-                    np.concatenate([r.addresses for r in reqs]),
+                    exp_addr,
+                    spots,
                 )
                 if len(self._concat_cache) > 64:
                     self._concat_cache.clear()
                 self._concat_cache[key] = cached
-            exp_ids, exp_aggs, exp_addr = cached
+            exp_ids, exp_aggs, exp_addr, spots = cached
             if (
                 len(counts) == len(reqs)
                 and ids.shape == exp_ids.shape
@@ -663,15 +691,18 @@ class SiteLogger:
                 addresses = exp_addr
                 numbers = exp_ids
                 item_times = np.repeat(times, counts)
+                last = self.stats.last
+                for k, i in spots:
+                    last[k] = (int(item_times[i]), float(values[i]))
             else:
                 addresses, numbers, values, item_times = _map_items(
                     reqs, times, frame_idx, ids, aggs, values, counts
                 )
+                if self._status_keys:
+                    self._remember(item_times, addresses, numbers, values)
             if len(values):
                 self.writer.append_values(site, item_times, addresses, numbers, values)
                 self.stats.values += len(values)
-                if self._status_keys:
-                    self._remember(item_times, addresses, numbers, values)
             cycle.multi_buf = bytearray()
             cycle.multi_times = []
             cycle.multi_reqs = []
@@ -690,18 +721,12 @@ class SiteLogger:
             cycle.params = []
 
     def _remember(self, t, a, n, v) -> None:
+        """Keep the newest value of each status-line datapoint among these columns."""
         last = self.stats.last
-        keys = self._status_keys
-        if len(v) > 512:  # search only the small set of status points
-            for address, number in keys:
-                hit = np.flatnonzero((a == address) & (n == number))
-                if hit.size:
-                    i = hit[-1]
-                    last[(address, number)] = (int(t[i]), float(v[i]))
-            return
-        wanted = set(keys)
-        for i, (address, number) in enumerate(zip(a.tolist(), n.tolist(), strict=True)):
-            if (address, number) in wanted:
+        for address, number in self._status_keys:
+            hit = np.flatnonzero((a == address) & (n == number))
+            if hit.size:
+                i = hit[-1]
                 last[(address, number)] = (int(t[i]), float(v[i]))
 
     # -- messages ----------------------------------------------------------------------------
@@ -775,18 +800,18 @@ class SiteLogger:
         want_id = request.object_id
         want_src = request.dst
         busy = damaged = False
+        receive = transport.receive
         for _attempt in range(1 + self.site.retries):
             busy = damaged = False
             await transport.send(request.frame)
             stats.requests += 1
             deadline = loop.time() + timeout
             bad_before = framer.bad_frames
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                chunk = await transport.receive(remaining)
+            remaining = timeout
+            while remaining > 0:
+                chunk = await receive(remaining)
                 if not chunk:
+                    remaining = deadline - loop.time()
                     continue
                 t_ms = time.time_ns() // 1_000_000
                 frames = framer.feed(chunk)
@@ -797,32 +822,28 @@ class SiteLogger:
                     break
                 for frame in frames:
                     fflags, fsrc, fdst, sflags, sid, otype, oid = _PEEK.unpack_from(frame)
-                    if fdst != src or not sflags & ServiceFlag.RESPONSE:
+                    if fdst != src or not sflags & _RESPONSE:
                         stats.foreign_frames += 1
                         continue
-                    if (
-                        otype != want_type
-                        or oid != want_id
-                        or fsrc != want_src
-                        or sid != Service.READ
-                    ):
+                    if otype != want_type or oid != want_id or fsrc != want_src or sid != _READ:
                         stats.stale_frames += 1
                         continue
                     self._flags(fflags, notice_messages)
                     stats.frames += 1
                     self._silent = 0
                     self._answered_since_open = True
-                    if sflags & ServiceFlag.ERROR:
+                    if sflags & _ERROR:
                         code = (
                             _U16.unpack_from(frame, HEADER_SIZE + 10)[0]
                             if len(frame) >= HEADER_SIZE + 12 + CHECKSUM_SIZE
                             else 0
                         )
-                        if code == ErrorCode.SCOM_ERROR_GATEWAY_BUSY:
+                        if code == _BUSY:
                             busy = True
                             break
                         return ERROR, None, code
                     return OK, frame, t_ms
+                remaining = deadline - loop.time()
                 if busy:
                     break  # resend at once (the gateway saves its datalog)
         if busy:
@@ -837,7 +858,7 @@ class SiteLogger:
         return TIMEOUT, None, 0
 
     def _flags(self, fflags: int, notice_messages: bool) -> None:
-        restarted = bool(fflags & FrameFlag.RESTARTED)
+        restarted = bool(fflags & _RESTARTED)
         if restarted and self._restart_flag is not True:
             detail = (
                 "gateway restart flag is set (it restarted before this logger started)"
@@ -846,7 +867,7 @@ class SiteLogger:
             )
             self.event("restart", detail, address=ADDRESS_GATEWAY)
         self._restart_flag = restarted
-        if notice_messages and fflags & FrameFlag.MESSAGE_PENDING:
+        if notice_messages and fflags & _MESSAGE_PENDING:
             self._messages_due = True
 
 
