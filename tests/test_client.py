@@ -579,3 +579,18 @@ def test_async_client_shares_the_same_logic():
         assert client.stats["retries"] == 1
 
     asyncio.run(main())
+
+
+def test_download_when_acks_never_get_through_ends_with_a_timeout():
+    client, gw, _ = make_client(retries=1)
+    gw.files = {"LG240601.CSV": _csv(3)}
+    original = gw.handle
+
+    def handle(request):
+        if codec.decode_frame(request).property_id == Property.SD_ACK_CONTINUE:
+            return []  # every ACK is lost
+        return original(request)
+
+    gw.handle = handle
+    with pytest.raises(XcomTimeout):
+        client.download_datalog_file("LG240601.CSV")

@@ -635,30 +635,38 @@ class _Operations:
                     pass
 
     def _transfer_once(self, object_id: int, start_data: bytes) -> Operation[bytes]:
-        """One START...FINISH sequence with ACK for good blocks and NACK for lost ones.
+        """One START...FINISH sequence: ACK after each good block, NACK when one is lost.
 
-        The protocol has no block numbers. A block equal to the one just accepted is
-        taken for a repeat (the ACK got lost, so the gateway is still there) and is
-        acknowledged again instead of being stored twice.
+        The protocol numbers no blocks, so two cases look alike: the answer to our ACK
+        was lost (the gateway moved on) or the ACK itself was (it did not). A NACK tells
+        them apart: it makes the gateway send again the block it is at, and if that is
+        the block we already hold, our ACK never arrived and is sent again. After a NACK
+        a second copy of a block may still be on its way: until the next block arrives,
+        a copy of the block just stored is skipped, never stored twice. (A file with two
+        identical consecutive 512-byte blocks would defeat this; datalog lines all carry
+        their own time.)
         """
         blocks: list[bytes] = []
         last: list[bytes | None] = [None]
-        repeats = [0]
 
-        def not_a_repeat(frame: Frame) -> bool:
-            if last[0] is not None and frame.data == last[0]:
-                repeats[0] += 1
-                return False
-            return True
+        def not_a_copy(frame: Frame) -> bool:
+            return not (
+                last[0] is not None
+                and frame.property_id == Property.SD_DATABLOCK
+                and frame.data == last[0]
+            )
 
         start = self._transfer_request(object_id, Property.SD_START, start_data)
-        ack = self._transfer_request(object_id, Property.SD_ACK_CONTINUE, check=not_a_repeat)
-        nack = self._transfer_request(object_id, Property.SD_NACK_RETRY, check=not_a_repeat)
+        ack = self._transfer_request(object_id, Property.SD_ACK_CONTINUE)
+        ack_after_nack = self._transfer_request(
+            object_id, Property.SD_ACK_CONTINUE, check=not_a_copy
+        )
+        nack = self._transfer_request(object_id, Property.SD_NACK_RETRY)
         session = self._session
         request = start
         failures = 0
+        copies_possible = False
         while True:
-            repeats[0] = 0
             try:
                 frame = yield from session.exchange(request, retries=0)
             except (XcomTimeout, LinkError) as exc:
@@ -667,11 +675,9 @@ class _Operations:
                     raise
                 if isinstance(exc, LinkError):
                     session.mark_broken()
-                if request is start:
-                    continue  # START again restarts the file at its first block
-                # The block was lost: NACK asks for it again. If the old block came
-                # back meanwhile, our ACK never arrived: send it again.
-                request = ack if repeats[0] else nack
+                if request is not start:
+                    request = nack  # START again simply restarts the file
+                    copies_possible = True
                 continue
             except DeviceError as exc:
                 if (
@@ -680,6 +686,9 @@ class _Operations:
                 ):
                     raise _TransferLost(str(exc)) from None
                 raise
+            if request is nack and not not_a_copy(frame):
+                request = ack_after_nack  # the gateway is still at our block: ACK again
+                continue
             failures = 0
             if frame.property_id == Property.SD_FINISH:
                 blocks.append(bytes(frame.data))
@@ -688,9 +697,12 @@ class _Operations:
                 raise _TransferLost(
                     f"unexpected transfer answer property 0x{frame.property_id:02X}"
                 )
+            if request is ack or request is ack_after_nack:
+                # An answer to an ACK comes after every copy sent before it.
+                copies_possible = False
             blocks.append(bytes(frame.data))
             last[0] = bytes(frame.data)
-            request = ack
+            request = ack_after_nack if copies_possible else ack
 
     # Scan -------------------------------------------------------------------------------------
     def _scan(
