@@ -187,15 +187,20 @@ def test_messages_are_read_with_their_text(tmp_path):
     sim = Simulator(seed=6, message_every_s=0)
     cat = load_catalog()
     number = sorted(cat.messages)[3]
-    sim.add_message(number, 102, timestamp=1_700_000_000)
+    for k in range(3):  # three new ones: all read, newest first, none twice
+        sim.add_message(number + k, 102, timestamp=1_700_000_000 + k)
     cfg = config(tmp_path, [{"name": "e", "interval": 0.2, "points": ["essential"]}])
     logger = run_logger(cfg, sim, duration=0.8)
     messages = read_table(tmp_path, "messages")
-    hit = messages[(messages["number"] == number) & (messages["address"] == 102)]
-    assert len(hit) == 1
-    assert hit.iloc[0]["text"] == cat.messages[number].text
-    assert hit.iloc[0]["time"].value // 1_000_000 == 1_700_000_000_000
+    for k in range(3):
+        hit = messages[(messages["number"] == number + k) & (messages["address"] == 102)]
+        assert len(hit) == 1
+        assert hit.iloc[0]["text"] == cat.messages[number + k].text
+        assert ms(hit["time"])[0] == (1_700_000_000 + k) * 1000
     assert logger.sites[0].stats.messages == len(messages)
+    assert len(messages) == len(
+        set(zip(messages["address"], messages["number"], ms(messages["time"]), strict=True))
+    )
 
 
 class NoMultiInfo(SimTransport):

@@ -732,7 +732,11 @@ class SiteLogger:
     # -- messages ----------------------------------------------------------------------------
 
     async def _read_messages(self, transport) -> None:
-        """Read the newest messages until one already seen (section 4.6)."""
+        """Read the newest messages, newest first, until one already seen (section 4.6).
+
+        Index 0 is the newest and sets the gateway's pointer; index i is then the i-th
+        before it; ``total`` in the answer to index 0 counts those still older.
+        """
         assert self.plan is not None
         rows = []
         index = 0
@@ -771,8 +775,9 @@ class SiteLogger:
                 }
             )
             if msg.total <= 0:
-                break
-            index = 1  # index > 0 walks back from the pointer set by reading index 0
+                break  # no older message is stored
+            # reading index 0 set the gateway's pointer; index i is the i-th message before it
+            index += 1
         if rows:
             self.stats.messages += len(rows)
             self.writer.append_messages(self.site.name, rows)
