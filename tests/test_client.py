@@ -594,3 +594,13 @@ def test_download_when_acks_never_get_through_ends_with_a_timeout():
     gw.handle = handle
     with pytest.raises(XcomTimeout):
         client.download_datalog_file("LG240601.CSV")
+
+
+def test_polite_quiet_window_pauses_before_the_request(monkeypatch):
+    slept = []
+    monkeypatch.setattr("xcomlog.session.time.sleep", lambda s: slept.append(s))
+    policy = PolitePolicy.parse("00:00-23:59")
+    monkeypatch.setattr(policy, "quiet_remaining", lambda now=None: 42.0)
+    client, gw, _ = make_client(polite=policy)
+    assert client.read_info(3000, address=101) == pytest.approx(12.359375)
+    assert slept[0] == 42.0 and client.stats["polite_wait_s"] == 42.0

@@ -327,3 +327,15 @@ def test_async_client_over_tcp_both_ways_with_faults():
         assert values and all(v == 51.25 for v in values)
         assert infos == {(102, 3000): 52.5, (601, 7002): 77.0}
     assert sim.parameter(101, 1138)[1] == 14.0 and sim.flash_writes == {}
+
+
+def test_scan_tells_an_xcom_can_bms_from_a_bsp():
+    from xcomlog.sim import Installation
+
+    sim = Simulator(Installation(battery="bms", variostrings=0), message_every_s=0)
+    with transport_for(sim, "tcp") as transport, XcomClient(transport) as c:
+        devices = c.scan()
+    assert [(d.address, d.family, d.name) for d in devices if d.address == 601] == [
+        (601, Family.XCOM_CAN_BMS, "bms")
+    ]
+    assert not any(d.family is Family.VARIOSTRING for d in devices)

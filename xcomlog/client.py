@@ -753,10 +753,33 @@ class _Operations:
                         int(values["fid_lsb"]) & 0xFFFF
                     )
                 id_type = int(values["id_type"]) if "id_type" in values else None
-                devices.append(
-                    DeviceInfo(address, family, device_name(address), firmware, id_type, fid)
-                )
+                found_family = family
+                if family is Family.BSP and not values:
+                    # The battery address answers but not with the BSP's identification:
+                    # an Xcom-CAN BMS (it has no version infos of its own).
+                    if (yield from self._answers_bms_info(address)):
+                        found_family = Family.XCOM_CAN_BMS
+                name = "bms" if found_family is Family.XCOM_CAN_BMS else device_name(address)
+                devices.append(DeviceInfo(address, found_family, name, firmware, id_type, fid))
         return devices
+
+    def _answers_bms_info(self, address: int) -> Operation[bool]:
+        """True if ``address`` answers an info only the Xcom-CAN BMS has."""
+        bsp = {dp.number for dp in self.catalog.datapoints(family=Family.BSP, kind="info")}
+        only_bms = [
+            dp
+            for dp in self.catalog.datapoints(family=Family.XCOM_CAN_BMS, kind="info")
+            if dp.number not in bsp and dp.format is not None
+        ]
+        if not only_bms:
+            return False
+        try:
+            yield from self._read_property(
+                ObjectType.USER_INFO, only_bms[0].number, Property.VALUE, address
+            )
+        except DeviceError:
+            return False
+        return True
 
     def _version_infos(self, family: Family) -> dict[str, Any] | None:
         """The catalog's identification infos of a family (SOFT msb/lsb, ID type, FID)."""
