@@ -72,14 +72,6 @@ _PARAM_PROPERTIES = frozenset(
 _INT_FORMATS = frozenset(
     {Format.SHORT_ENUM, Format.LONG_ENUM, Format.INT32, Format.FORMAT, Format.ERROR}
 )
-_LEVELS = (
-    ("view", AccessLevel.VIEW_ONLY),
-    ("v.o", AccessLevel.VIEW_ONLY),
-    ("basic", AccessLevel.BASIC),
-    ("expert", AccessLevel.EXPERT),
-    ("inst", AccessLevel.INSTALLER),
-    ("qsp", AccessLevel.QSP),
-)
 _RESPONSE_FLAG = int(ServiceFlag.RESPONSE)
 _DATALOGGER_SUPPORTED = int(FrameFlag.DATALOGGER_SUPPORTED)
 _SD_CARD_PRESENT = int(FrameFlag.SD_CARD_PRESENT)
@@ -110,15 +102,6 @@ class _Refusal(Exception):
 
     def __init__(self, code: int) -> None:
         self.code = int(code)
-
-
-def parse_level(text: str | None) -> AccessLevel:
-    """The AccessLevel of a catalog level string ("Basic", "Expert", "Inst.", "QSP", "View only")."""
-    word = (text or "").strip().lower()
-    for prefix, level in _LEVELS:
-        if word.startswith(prefix):
-            return level
-    return AccessLevel.EXPERT
 
 
 def _normalize(fmt: Format | None, value: Any) -> Any:
@@ -605,8 +588,7 @@ class Simulator:
         state = self._param_state.get(key)
         if state is None:
             dp = self._params[device.family][number]
-            level = getattr(dp, "access_level", None)
-            state = _Param(self._default(dp), parse_level(dp.level) if level is None else level)
+            state = _Param(self._default(dp), dp.access_level)
             self._param_state[key] = state
         return state
 
@@ -672,8 +654,6 @@ class Simulator:
     def _write_parameter(self, targets: list[Device], dp: Any, prop: int, data: bytes) -> None:
         if prop in (Property.MIN_QSP, Property.MAX_QSP):
             raise _Refusal(ErrorCode.PROPERTY_IS_READ_ONLY)
-        level = getattr(dp, "access_level", None)
-        level = parse_level(dp.level) if level is None else level
         if prop == Property.LEVEL_QSP:
             if len(data) != 2:
                 raise _Refusal(ErrorCode.INVALID_DATA_LENGTH)
@@ -690,7 +670,7 @@ class Simulator:
         if fmt is None:
             raise _Refusal(ErrorCode.PROPERTY_NOT_SUPPORTED)
         current_level = self._param(targets[0], dp.number).level
-        if current_level == AccessLevel.VIEW_ONLY or level == AccessLevel.VIEW_ONLY:
+        if current_level == AccessLevel.VIEW_ONLY or dp.access_level == AccessLevel.VIEW_ONLY:
             raise _Refusal(ErrorCode.PROPERTY_IS_READ_ONLY)
         if current_level > self.access_level:
             raise _Refusal(ErrorCode.ACCESS_DENIED)
