@@ -45,8 +45,8 @@ def _hex(data: bytes) -> str:
     return data.hex(" ")
 
 
-class Transport(abc.ABC):
-    """A blocking byte link. Use as a context manager, or ``open()`` / ``close()``."""
+class _Link(abc.ABC):
+    """What a blocking transport and its asyncio twin share: counters, URL, description."""
 
     #: Short scheme name (``serial``, ``tcp``, ``listen``, ``udp``).
     scheme: str = ""
@@ -56,6 +56,39 @@ class Transport(abc.ABC):
         self.bytes_received = 0
         self.opens = 0
 
+    @property
+    @abc.abstractmethod
+    def is_open(self) -> bool:
+        """True while the link can carry bytes."""
+
+    @property
+    def url(self) -> str:
+        """The URL that ``open_transport`` turns back into this transport."""
+        return self.describe()
+
+    def describe(self) -> str:
+        return f"{self.scheme}://"
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "opens": self.opens,
+        }
+
+    def _sent(self, data: bytes) -> None:
+        self.bytes_sent += len(data)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("-> %s", _hex(data))
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"<{type(self).__name__} {self.describe()} {state}>"
+
+
+class Transport(_Link):
+    """A blocking byte link. Use as a context manager, or ``open()`` / ``close()``."""
+
     @abc.abstractmethod
     def open(self, timeout: float | None = None) -> None:
         """Connect (or bind, or wait for the peer) within ``timeout`` seconds."""
@@ -63,11 +96,6 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the link; safe to call twice."""
-
-    @property
-    @abc.abstractmethod
-    def is_open(self) -> bool:
-        """True while the link can carry bytes."""
 
     @abc.abstractmethod
     def send(self, data: bytes) -> None:
@@ -86,21 +114,6 @@ class Transport(abc.ABC):
     def as_async(self) -> AsyncTransport:
         """A new, unopened asyncio transport with the same configuration."""
 
-    @property
-    def url(self) -> str:
-        """The URL that ``open_transport`` turns back into this transport."""
-        return self.describe()
-
-    def describe(self) -> str:
-        return f"{self.scheme}://"
-
-    def stats(self) -> dict[str, int]:
-        return {
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-            "opens": self.opens,
-        }
-
     def __enter__(self) -> Transport:
         if not self.is_open:
             self.open()
@@ -108,10 +121,6 @@ class Transport(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        state = "open" if self.is_open else "closed"
-        return f"<{type(self).__name__} {self.describe()} {state}>"
 
 
 def _timeout(value: float | None) -> float:
@@ -142,10 +151,6 @@ class SerialTransport(Transport):
 
     def describe(self) -> str:
         return f"serial://{self.port}?baud={self.baudrate}"
-
-    @property
-    def url(self) -> str:
-        return self.describe()
 
     @property
     def is_open(self) -> bool:
@@ -211,9 +216,7 @@ class SerialTransport(Transport):
             ser.flush()
         except Exception as exc:
             raise LinkError(f"write to {self.port} failed: {exc}") from exc
-        self.bytes_sent += len(data)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("-> %s", _hex(data))
+        self._sent(data)
 
     def receive(self, timeout: float) -> bytes:
         ser = self._port()
@@ -262,8 +265,8 @@ def _resolve_ip(host: str) -> str:
         return host
 
 
-class TcpClientTransport(Transport):
-    """We connect to a Moxa NPort in TCP server mode (``--tcp HOST:PORT``)."""
+class _TcpClientConfig(_Link):
+    """Where a TCP client transport connects to (shared by the blocking and asyncio ones)."""
 
     scheme = "tcp"
 
@@ -271,10 +274,17 @@ class TcpClientTransport(Transport):
         super().__init__()
         self.host = host
         self.port = int(port)
-        self._sock: socket.socket | None = None
 
     def describe(self) -> str:
         return f"tcp://{self.host}:{self.port}"
+
+
+class TcpClientTransport(_TcpClientConfig, Transport):
+    """We connect to a Moxa NPort in TCP server mode (``--tcp HOST:PORT``)."""
+
+    def __init__(self, host: str, port: int = DEFAULT_TCP_PORT) -> None:
+        super().__init__(host, port)
+        self._sock: socket.socket | None = None
 
     @property
     def is_open(self) -> bool:
@@ -306,9 +316,7 @@ class TcpClientTransport(Transport):
         except OSError as exc:
             self.close()
             raise LinkError(f"send to {self.host}:{self.port} failed: {exc}") from exc
-        self.bytes_sent += len(data)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("-> %s", _hex(data))
+        self._sent(data)
 
     def receive(self, timeout: float) -> bytes:
         if self._sock is None:
@@ -387,15 +395,8 @@ def _parse_allow(allow: Iterable[str] | str | None) -> frozenset[str] | None:
     return addresses or None
 
 
-class TcpServerTransport(Transport):
-    """We listen and the Moxa (TCP client mode) connects to us (``--listen [HOST:]PORT``).
-
-    This is the mode that keeps the Studer portal working: the Moxa holds one connection
-    to the portal and one to us. Only peers in ``allow`` (IP addresses or names) are
-    accepted when it is given. A new connection from the peer we already talk to replaces
-    the old one (the Moxa reconnected, so the old one is dead); a connection from another
-    peer is refused while the current one is alive, and taken when it is dead.
-    """
+class _ListenConfig(_Link):
+    """Where a TCP server transport listens, whom it accepts, and its connection counters."""
 
     scheme = "listen"
 
@@ -410,8 +411,6 @@ class TcpServerTransport(Transport):
         self.host = host or "0.0.0.0"
         self.port = int(port)
         self.allow = _parse_allow(allow)
-        self._listener: socket.socket | None = None
-        self._conn: socket.socket | None = None
         self.peer: tuple[str, int] | None = None
         self.accepted = 0
         self.replaced = 0
@@ -422,6 +421,33 @@ class TcpServerTransport(Transport):
         if self.allow:
             text += "?allow=" + ",".join(sorted(self.allow))
         return text
+
+    def stats(self) -> dict[str, int]:
+        out = super().stats()
+        out.update(accepted=self.accepted, replaced=self.replaced, refused=self.refused)
+        return out
+
+
+class TcpServerTransport(_ListenConfig, Transport):
+    """We listen and the Moxa (TCP client mode) connects to us (``--listen [HOST:]PORT``).
+
+    This is the mode that keeps the Studer portal working: the Moxa holds one connection
+    to the portal and one to us. Only peers in ``allow`` (IP addresses or names) are
+    accepted when it is given. A new connection from the peer we already talk to replaces
+    the old one (the Moxa reconnected, so the old one is dead); a connection from another
+    peer is refused while the current one is alive, and taken when it is dead.
+    """
+
+    def __init__(
+        self,
+        host: str = "0.0.0.0",
+        port: int = DEFAULT_TCP_PORT,
+        *,
+        allow: Iterable[str] | str | None = None,
+    ) -> None:
+        super().__init__(host, port, allow=allow)
+        self._listener: socket.socket | None = None
+        self._conn: socket.socket | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -546,9 +572,7 @@ class TcpServerTransport(Transport):
         except OSError as exc:
             self._drop_connection()
             raise LinkError(f"send to the Moxa failed: {exc}") from exc
-        self.bytes_sent += len(data)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("-> %s", _hex(data))
+        self._sent(data)
 
     def receive(self, timeout: float) -> bytes:
         if self._conn is None:
@@ -580,11 +604,6 @@ class TcpServerTransport(Transport):
         self.bytes_received += len(data)
         return data
 
-    def stats(self) -> dict[str, int]:
-        out = super().stats()
-        out.update(accepted=self.accepted, replaced=self.replaced, refused=self.refused)
-        return out
-
     def as_async(self) -> AsyncTcpServerTransport:
         return AsyncTcpServerTransport(self.host, self.port, allow=self.allow)
 
@@ -592,13 +611,8 @@ class TcpServerTransport(Transport):
 # --- UDP -------------------------------------------------------------------------------------
 
 
-class UdpTransport(Transport):
-    """Xcom-LAN in UDP mode: requests go to the gateway's port, answers come to our port.
-
-    The Moxa sends its answers not to the request's source port but to a fixed port
-    (``reply_port``, 4001 by default) on our host, so we bind that port. Datagrams from
-    any other host than the gateway are ignored and counted.
-    """
+class _UdpConfig(_Link):
+    """The gateway's address and our reply port, shared by both UDP transports."""
 
     scheme = "udp"
 
@@ -615,7 +629,6 @@ class UdpTransport(Transport):
         self.port = int(port)
         self.reply_port = int(reply_port)
         self.bind_host = bind_host
-        self._sock: socket.socket | None = None
         self._peer_ip: str | None = None
         self.foreign_datagrams = 0
 
@@ -624,6 +637,31 @@ class UdpTransport(Transport):
         if self.bind_host:
             text += f"&bind={self.bind_host}"
         return text
+
+    def stats(self) -> dict[str, int]:
+        out = super().stats()
+        out["foreign_datagrams"] = self.foreign_datagrams
+        return out
+
+
+class UdpTransport(_UdpConfig, Transport):
+    """Xcom-LAN in UDP mode: requests go to the gateway's port, answers come to our port.
+
+    The Moxa sends its answers not to the request's source port but to a fixed port
+    (``reply_port``, 4001 by default) on our host, so we bind that port. Datagrams from
+    any other host than the gateway are ignored and counted.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_UDP_PORT,
+        *,
+        reply_port: int = DEFAULT_UDP_REPLY_PORT,
+        bind_host: str = "",
+    ) -> None:
+        super().__init__(host, port, reply_port=reply_port, bind_host=bind_host)
+        self._sock: socket.socket | None = None
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -667,9 +705,7 @@ class UdpTransport(Transport):
             self._sock.sendto(data, (self.host, self.port))
         except OSError as exc:
             raise LinkError(f"send to {self.host}:{self.port} failed: {exc}") from exc
-        self.bytes_sent += len(data)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("-> %s", _hex(data))
+        self._sent(data)
 
     def receive(self, timeout: float) -> bytes:
         if self._sock is None:
@@ -695,11 +731,6 @@ class UdpTransport(Transport):
                 log.debug("<- %s", _hex(data))
             return data
 
-    def stats(self) -> dict[str, int]:
-        out = super().stats()
-        out["foreign_datagrams"] = self.foreign_datagrams
-        return out
-
     def as_async(self) -> AsyncUdpTransport:
         return AsyncUdpTransport(
             self.host, self.port, reply_port=self.reply_port, bind_host=self.bind_host
@@ -709,7 +740,7 @@ class UdpTransport(Transport):
 # --- asyncio ---------------------------------------------------------------------------------
 
 
-class AsyncTransport(abc.ABC):
+class AsyncTransport(_Link):
     """The asyncio twin of ``Transport``: the same methods, awaitable.
 
     Received bytes are buffered by the event loop's callbacks; ``receive`` returns at
@@ -717,12 +748,8 @@ class AsyncTransport(abc.ABC):
     request costs no task, no thread hop and no polling.
     """
 
-    scheme: str = ""
-
     def __init__(self) -> None:
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self.opens = 0
+        super().__init__()
         self._buffer = bytearray()
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
@@ -782,11 +809,6 @@ class AsyncTransport(abc.ABC):
     async def close(self) -> None:
         """Release the link; safe to call twice."""
 
-    @property
-    @abc.abstractmethod
-    def is_open(self) -> bool:
-        """True while the link can carry bytes."""
-
     @abc.abstractmethod
     async def send(self, data: bytes) -> None:
         """Write all of ``data``; raises LinkError if the link is broken."""
@@ -795,20 +817,6 @@ class AsyncTransport(abc.ABC):
         """Drop the current connection and establish a new one."""
         await self.close()
         await self.open(timeout)
-
-    def describe(self) -> str:
-        return f"{self.scheme}://"
-
-    @property
-    def url(self) -> str:
-        return self.describe()
-
-    def stats(self) -> dict[str, int]:
-        return {
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-            "opens": self.opens,
-        }
 
     def _reset_buffer(self) -> None:
         self._buffer.clear()
@@ -821,10 +829,6 @@ class AsyncTransport(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        state = "open" if self.is_open else "closed"
-        return f"<{type(self).__name__} {self.describe()} {state}>"
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -864,19 +868,12 @@ class _StreamProtocol(asyncio.Protocol):
         self.owner._connection_lost(self, exc)
 
 
-class AsyncTcpClientTransport(AsyncTransport):
+class AsyncTcpClientTransport(_TcpClientConfig, AsyncTransport):
     """asyncio twin of ``TcpClientTransport``."""
 
-    scheme = "tcp"
-
     def __init__(self, host: str, port: int = DEFAULT_TCP_PORT) -> None:
-        super().__init__()
-        self.host = host
-        self.port = int(port)
+        super().__init__(host, port)
         self._protocol: _StreamProtocol | None = None
-
-    def describe(self) -> str:
-        return f"tcp://{self.host}:{self.port}"
 
     @property
     def is_open(self) -> bool:
@@ -919,15 +916,11 @@ class AsyncTcpClientTransport(AsyncTransport):
         if protocol is None or protocol.closed or protocol.transport is None:
             raise LinkError(f"not connected to {self.host}:{self.port}")
         protocol.transport.write(data)
-        self.bytes_sent += len(data)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("-> %s", _hex(data))
+        self._sent(data)
 
 
-class AsyncTcpServerTransport(AsyncTransport):
+class AsyncTcpServerTransport(_ListenConfig, AsyncTransport):
     """asyncio twin of ``TcpServerTransport`` (same allow-list and replacement rules)."""
-
-    scheme = "listen"
 
     def __init__(
         self,
@@ -936,23 +929,10 @@ class AsyncTcpServerTransport(AsyncTransport):
         *,
         allow: Iterable[str] | str | None = None,
     ) -> None:
-        super().__init__()
-        self.host = host or "0.0.0.0"
-        self.port = int(port)
-        self.allow = _parse_allow(allow)
+        super().__init__(host, port, allow=allow)
         self._server: asyncio.base_events.Server | None = None
         self._protocol: _StreamProtocol | None = None
         self._connected: asyncio.Event | None = None
-        self.peer: tuple[str, int] | None = None
-        self.accepted = 0
-        self.replaced = 0
-        self.refused = 0
-
-    def describe(self) -> str:
-        text = f"listen://{self.host}:{self.port}"
-        if self.allow:
-            text += "?allow=" + ",".join(sorted(self.allow))
-        return text
 
     @property
     def address(self) -> tuple[str, int]:
@@ -1068,14 +1048,7 @@ class AsyncTcpServerTransport(AsyncTransport):
         if protocol is None or protocol.closed or protocol.transport is None:
             raise LinkError(f"the Moxa is not connected to {self.host}:{self.port}")
         protocol.transport.write(data)
-        self.bytes_sent += len(data)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("-> %s", _hex(data))
-
-    def stats(self) -> dict[str, int]:
-        out = super().stats()
-        out.update(accepted=self.accepted, replaced=self.replaced, refused=self.refused)
-        return out
+        self._sent(data)
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
@@ -1089,10 +1062,8 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
         log.debug("UDP error: %s", exc)  # ICMP unreachable: the request is simply lost
 
 
-class AsyncUdpTransport(AsyncTransport):
+class AsyncUdpTransport(_UdpConfig, AsyncTransport):
     """asyncio twin of ``UdpTransport``."""
-
-    scheme = "udp"
 
     def __init__(
         self,
@@ -1102,20 +1073,8 @@ class AsyncUdpTransport(AsyncTransport):
         reply_port: int = DEFAULT_UDP_REPLY_PORT,
         bind_host: str = "",
     ) -> None:
-        super().__init__()
-        self.host = host
-        self.port = int(port)
-        self.reply_port = int(reply_port)
-        self.bind_host = bind_host
+        super().__init__(host, port, reply_port=reply_port, bind_host=bind_host)
         self._transport: asyncio.DatagramTransport | None = None
-        self._peer_ip: str | None = None
-        self.foreign_datagrams = 0
-
-    def describe(self) -> str:
-        text = f"udp://{self.host}:{self.port}?reply_port={self.reply_port}"
-        if self.bind_host:
-            text += f"&bind={self.bind_host}"
-        return text
 
     @property
     def is_open(self) -> bool:
@@ -1168,14 +1127,7 @@ class AsyncUdpTransport(AsyncTransport):
         if self._transport is None:
             raise LinkError("the UDP transport is not open")
         self._transport.sendto(data, (self.host, self.port))
-        self.bytes_sent += len(data)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("-> %s", _hex(data))
-
-    def stats(self) -> dict[str, int]:
-        out = super().stats()
-        out["foreign_datagrams"] = self.foreign_datagrams
-        return out
+        self._sent(data)
 
 
 class AsyncSerialTransport(AsyncTransport):
@@ -1273,9 +1225,7 @@ class AsyncSerialTransport(AsyncTransport):
                 except OSError as exc:
                     raise LinkError(f"write to {self.port} failed: {exc}") from exc
                 view = view[written:]
-        self.bytes_sent += len(data)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("-> %s", _hex(data))
+        self._sent(data)
 
 
 # --- URLs ----------------------------------------------------------------------------------
