@@ -50,6 +50,14 @@ from .protocol import (
     is_multicast,
     is_phase,
 )
+from .transports import (
+    DEFAULT_TCP_PORT,
+    DEFAULT_UDP_PORT,
+    DEFAULT_UDP_REPLY_PORT,
+    SerialTransport,
+    TcpServerTransport,
+    UdpTransport,
+)
 
 log = logging.getLogger("xcomlog.compat")
 
@@ -95,15 +103,13 @@ class XcomProtoError(DeviceError, KeyError):
         return self._text
 
 
-@dataclass(eq=False)
-class ValueTuple:
-    """An enum value with its name; equal to its number."""
+class _EqualById:
+    """xcom-proto's equality: by ``id`` against its own kind, else against the bare number."""
 
     id: int
-    value: str
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, ValueTuple):
+        if isinstance(other, type(self)):
             return other.id == self.id
         return other == self.id
 
@@ -112,30 +118,27 @@ class ValueTuple:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+@dataclass(eq=False)
+class ValueTuple(_EqualById):
+    """An enum value with its name; equal to its number."""
+
+    id: int
+    value: str
 
     def __str__(self) -> str:
         return self.value
 
 
 @dataclass(eq=False)
-class Datapoint:
+class Datapoint(_EqualById):
     """A named datapoint: number (``id``), ``name``, xcom-proto ``type`` string, ``unit``."""
 
     id: int
     name: str
     type: str
     unit: str = ""
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Datapoint):
-            return other.id == self.id
-        return other == self.id
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return hash(self.id)
 
     @property
     def format(self) -> Format:
@@ -445,7 +448,7 @@ class XcomAbs:
         self,
         id: int,
         type: str,
-        dstAddr: int = 100,
+        dstAddr: int = ADDRESS_XT_MULTICAST,
         propertyID: bytes | int = XcomC.QSP_UNSAVED_VALUE,  # noqa: A002, N803
     ) -> Any:
         return self.getValue(Datapoint(id, "", type), dstAddr, propertyID)
@@ -453,7 +456,7 @@ class XcomAbs:
     def getValue(  # noqa: N802
         self,
         parameter: Datapoint,
-        dstAddr: int = 100,
+        dstAddr: int = ADDRESS_XT_MULTICAST,
         propertyID: bytes | int = XcomC.QSP_UNSAVED_VALUE,  # noqa: N803
     ) -> Any:
         """Read a datapoint: an info's value, or a parameter's property (RAM value by default)."""
@@ -480,7 +483,7 @@ class XcomAbs:
         id: int,  # noqa: A002
         type: str,  # noqa: A002
         value: Any,
-        dstAddr: int = 100,  # noqa: N803
+        dstAddr: int = ADDRESS_XT_MULTICAST,  # noqa: N803
         propertyID: bytes | int = XcomC.QSP_UNSAVED_VALUE,  # noqa: N803
     ) -> None:
         return self.setValue(Datapoint(id, "", type), value, dstAddr, propertyID)
@@ -489,7 +492,7 @@ class XcomAbs:
         self,
         parameter: Datapoint,
         value: Any,
-        dstAddr: int = 100,  # noqa: N803
+        dstAddr: int = ADDRESS_XT_MULTICAST,  # noqa: N803
         propertyID: bytes | int = XcomC.QSP_UNSAVED_VALUE,  # noqa: N803
     ) -> None:
         """Write a parameter: to RAM by default, to flash with ``propertyID=XcomC.QSP_VALUE``."""
@@ -532,22 +535,23 @@ class XcomRS232(XcomAbs):
         return float(self.timeout)
 
     def _make_transport(self) -> Any:
-        from .transports import SerialTransport
-
         return SerialTransport(self.serialDevice, self.baudrate)
 
 
 class XcomLANUDP(XcomAbs):
     """Xcom-LAN in UDP mode: requests to ``serverIP:dstPort``, answers on our ``srcPort``."""
 
-    def __init__(self, serverIP: str, dstPort: int = 4002, srcPort: int = 4001) -> None:  # noqa: N803
+    def __init__(
+        self,
+        serverIP: str,  # noqa: N803
+        dstPort: int = DEFAULT_UDP_PORT,  # noqa: N803
+        srcPort: int = DEFAULT_UDP_REPLY_PORT,  # noqa: N803
+    ) -> None:
         super().__init__()
         self.serverAddress = (serverIP, dstPort)
         self.clientPort = srcPort
 
     def _make_transport(self) -> Any:
-        from .transports import UdpTransport
-
         host, port = self.serverAddress
         return UdpTransport(host, port, reply_port=self.clientPort)
 
@@ -560,7 +564,7 @@ class XcomLANTCP(XcomAbs):
     """
 
     def __init__(
-        self, port: int = 4001, connectTimeout: float | None = None, host: str = ""
+        self, port: int = DEFAULT_TCP_PORT, connectTimeout: float | None = None, host: str = ""
     ) -> None:  # noqa: N803
         super().__init__()
         self.localPort = port
@@ -568,8 +572,6 @@ class XcomLANTCP(XcomAbs):
         self.host = host
 
     def _make_transport(self) -> Any:
-        from .transports import TcpServerTransport
-
         return TcpServerTransport(self.host or "0.0.0.0", self.localPort)
 
     def __enter__(self) -> XcomLANTCP:
@@ -582,9 +584,6 @@ class XcomLANTCP(XcomAbs):
         )
         self._client.open()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 __all__ = [
