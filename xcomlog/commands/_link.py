@@ -83,6 +83,13 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_device_command_options(parser: argparse.ArgumentParser) -> None:
+    """Link, request options and ``--json``: what every one-shot device command takes."""
+    add_link_options(parser)
+    add_client_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
 def _fail(message: str) -> None:
     from ..exceptions import ValidationError
 
@@ -234,6 +241,7 @@ def client_from_args(args: argparse.Namespace, **options: Any) -> Any:
 __all__ = [
     "LINK_OPTIONS",
     "add_client_options",
+    "add_device_command_options",
     "add_link_options",
     "client_from_args",
     "link_url",

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from ._link import add_client_options, add_link_options, client_from_args
+from ._link import add_device_command_options, client_from_args
 
 _PROPERTIES = {
     "value": "VALUE_QSP",
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="value",
         help="parameter property: value (flash), unsaved (RAM), min, max or level",
     )
-    _common(read)
+    add_device_command_options(read)
     read.set_defaults(func=run_read)
 
     write = subparsers.add_parser(
@@ -81,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     write.add_argument(
         "--no-verify", action="store_true", help="do not read the value back after writing"
     )
-    _common(write)
+    add_device_command_options(write)
     write.set_defaults(func=run_write)
 
     scan = subparsers.add_parser(
@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="try every address instead of stopping at the first missing device",
     )
-    _common(scan)
+    add_device_command_options(scan)
     scan.set_defaults(func=run_scan)
 
     messages = subparsers.add_parser(
@@ -108,14 +108,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DATE",
         help="stop at messages older than this (YYYY-MM-DD[ HH:MM], installation clock)",
     )
-    _common(messages)
+    add_device_command_options(messages)
     messages.set_defaults(func=run_messages)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    add_link_options(parser)
-    add_client_options(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 # --- helpers ----------------------------------------------------------------------------

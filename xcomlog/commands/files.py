@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from ._link import add_client_options, add_link_options, client_from_args
+from ._link import add_device_command_options, client_from_args
 
 _NAME = re.compile(r"^LG(\d{2})(\d{2})(\d{2})\.CSV$", re.IGNORECASE)
 
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = actions.add_parser("list", help="list the datalog files")
     listing.add_argument("--since", metavar="DATE", help="only files of this day or later")
-    _common(listing)
+    add_device_command_options(listing)
     listing.set_defaults(func=run_list)
 
     get = actions.add_parser(
@@ -60,14 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.add_argument(
         "--force", action="store_true", help="with --import: replace days already imported"
     )
-    _common(get)
+    add_device_command_options(get)
     get.set_defaults(func=run_get)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    add_link_options(parser)
-    add_client_options(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 def file_date(name: str) -> dt.date | None:
