@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..protocol import RESPONSE_TIMEOUT_S
+from ..transports import DEFAULT_OPEN_TIMEOUT
+
 LINK_OPTIONS = ("serial", "tcp", "listen", "udp")
 
 
@@ -58,15 +61,19 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     """Timeout, retries and the polite mode (for commands that make a client)."""
     group = parser.add_argument_group("requests")
     group.add_argument(
-        "--timeout", type=float, default=2.0, help="seconds to wait for each answer (2)"
+        "--timeout",
+        type=float,
+        default=RESPONSE_TIMEOUT_S,
+        help=f"seconds to wait for each answer ({RESPONSE_TIMEOUT_S:g})",
     )
     group.add_argument("--retries", type=int, default=2, help="extra tries after a timeout (2)")
     group.add_argument(
         "--connect-timeout",
         type=float,
-        default=10.0,
+        default=DEFAULT_OPEN_TIMEOUT,
         metavar="SECONDS",
-        help="how long to wait for the link (with --listen: for the Moxa to connect) (10)",
+        help="how long to wait for the link (with --listen: for the Moxa to connect) "
+        f"({DEFAULT_OPEN_TIMEOUT:g})",
     )
     group.add_argument(
         "--quiet-window",
@@ -219,7 +226,7 @@ def client_from_args(args: argparse.Namespace, **options: Any) -> Any:
     """An (unopened) XcomClient on the link, with the request options."""
     from ..client import XcomClient
 
-    timeout = getattr(args, "timeout", 2.0)
+    timeout = getattr(args, "timeout", RESPONSE_TIMEOUT_S)
     retries = getattr(args, "retries", 2)
     if timeout is None or timeout <= 0:
         _fail(f"--timeout must be positive, got {timeout}")
