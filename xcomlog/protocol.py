@@ -7,7 +7,9 @@ these names; no other module defines a protocol number.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import re
 
 # --- Frame layout (section 3.3) -------------------------------------------------------
 START_BYTE = 0xAA
@@ -416,6 +418,26 @@ PARAM_CLEAR_RESTART_FLAG = 5104
 PARAM_DATE = 5002
 
 # --- SD-card datalog layout (CSVFILES/LOG/LGyymmdd.CSV, as firmware 1.6.x writes it) -------
+_DATALOG_FILE_NAME = re.compile(r"^LG(\d{2})(\d{2})(\d{2})\.CSV$", re.IGNORECASE)
+
+
+def datalog_file_name(day: dt.date) -> str:
+    """The datalogger's file of a local day: ``LGyymmdd.CSV``."""
+    return f"LG{day:%y%m%d}.CSV"
+
+
+def datalog_file_date(name: str) -> dt.date | None:
+    """The day of an ``LGyymmdd.CSV`` name (None for other names and impossible dates)."""
+    match = _DATALOG_FILE_NAME.match(name)
+    if not match:
+        return None
+    yy, mm, dd = (int(g) for g in match.groups())
+    try:
+        return dt.date(2000 + yy, mm, dd)
+    except ValueError:
+        return None
+
+
 #: Per family, in column order: (info number, columns) where columns is "phase" (one per
 #: phase L1-L3), "device" (one per device) or "device+all" (one per device, then ALL).
 DATALOG_INFOS: dict[Family, tuple[tuple[int, str], ...]] = {

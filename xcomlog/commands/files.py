@@ -14,13 +14,11 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
+from ..protocol import datalog_file_date
 from ._link import add_device_command_options, client_from_args
-
-_NAME = re.compile(r"^LG(\d{2})(\d{2})(\d{2})\.CSV$", re.IGNORECASE)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,18 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     get.set_defaults(func=run_get)
 
 
-def file_date(name: str) -> dt.date | None:
-    """The day of an ``LGyymmdd.CSV`` name (None for other names)."""
-    match = _NAME.match(name)
-    if not match:
-        return None
-    yy, mm, dd = (int(g) for g in match.groups())
-    try:
-        return dt.date(2000 + yy, mm, dd)
-    except ValueError:
-        return None
-
-
 def _since(text: str | None) -> dt.date | None:
     from ..exceptions import ValidationError
 
@@ -92,7 +78,7 @@ def _select(names: list[str], since: dt.date | None) -> list[str]:
         return names
     out = []
     for name in names:
-        day = file_date(name)
+        day = datalog_file_date(name)
         if day is not None and day >= since:
             out.append(name)
     return out
@@ -104,7 +90,9 @@ def run_list(args: argparse.Namespace) -> int:
         names = _select(client.list_datalog_files(), since)
     if args.json:
         json.dump(
-            [{"name": n, "date": str(file_date(n) or "")} for n in names], sys.stdout, indent=2
+            [{"name": n, "date": str(datalog_file_date(n) or "")} for n in names],
+            sys.stdout,
+            indent=2,
         )
         sys.stdout.write("\n")
         return 0

@@ -10,7 +10,6 @@ serve. Nothing is copied from real files.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import (
@@ -20,6 +19,8 @@ from ..protocol import (
     DATALOG_SOLAR_POWER_ALL,
     Family,
     Format,
+    datalog_file_date,
+    datalog_file_name,
 )
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 VERSION = "v7.0"
 ENCODING = "latin-1"
 NEWLINE = "\r\n"
-_NAME = re.compile(r"^LG(\d\d)(\d\d)(\d\d)\.CSV$", re.IGNORECASE)
 _PREFIX = {
     Family.XTENDER: "XT",
     Family.VARIOTRACK: "VT",
@@ -40,20 +40,12 @@ _FAMILY_ORDER = (Family.XTENDER, Family.VARIOSTRING, Family.VARIOTRACK, Family.B
 _INT_FORMATS = (Format.SHORT_ENUM, Format.LONG_ENUM, Format.INT32, Format.BOOL)
 
 
-def file_name(date: dt.date) -> str:
-    """``LGyymmdd.CSV`` for a local date."""
-    return f"LG{date:%y%m%d}.CSV"
+file_name = datalog_file_name
 
 
 def parse_name(name: str) -> dt.date | None:
     """The date of a datalog file name, or None if it is not one."""
-    m = _NAME.match(name.strip())
-    if not m:
-        return None
-    try:
-        return dt.date(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
+    return datalog_file_date(name.strip())
 
 
 class SdCard:
