@@ -32,6 +32,15 @@ def test_log_refuses_both(tmp_path, capsys):
     assert "not both" in capsys.readouterr().err
 
 
+def test_unwritable_output_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["log", "--tcp", "127.0.0.1:9", "--out", str(blocker / "data"), "--no-status"]) == 1
+    err = capsys.readouterr().err
+    assert str(blocker) in err and "error" in err
+    assert blocker.read_text() == "not a folder"
+
+
 def test_plan_of_the_example(capsys):
     assert main(["log", "--config", str(REPO / "examples" / "logger.toml"), "--plan"]) == 0
     out = capsys.readouterr().out
