@@ -128,6 +128,7 @@ def print_plan(cfg, stream=None) -> int:
     """Print what every site would poll; sites that scan for devices are listed as such."""
     stream = stream or sys.stdout
     from ..logger.plan import compile_plan
+    from ..protocol import BITS_PER_BYTE_8E1
 
     for site in cfg.sites:
         print(f"site {site.name}: {site.link}", file=stream)
@@ -136,16 +137,37 @@ def print_plan(cfg, stream=None) -> int:
             continue
         plan = compile_plan(site)
         print(f"  devices: {', '.join(d.name for d in plan.devices)}", file=stream)
+        baud = _serial_baud(site.link)
         for group in plan.groups:
             every = f"every {group.interval:g} s" if group.interval else "back to back"
+            wire = ""
+            if baud:
+                seconds = group.wire_bytes * BITS_PER_BYTE_8E1 / baud
+                wire = f" (at least {seconds:.2f} s a cycle at {baud} baud)"
             print(
                 f"  group {group.name}: {every}, {group.values} values in {len(group.requests)} "
-                f"frames, {group.wire_bytes} bytes on the wire per cycle",
+                f"frames, {group.wire_bytes} bytes on the wire per cycle{wire}",
                 file=stream,
             )
         for warning in plan.warnings:
             print(f"  warning: {warning}", file=stream)
     return 0
+
+
+def _serial_baud(url: str) -> int | None:
+    """The baud rate of a serial:// link (None for network links)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from ..protocol import DEFAULT_BAUDRATE
+
+    parts = urlsplit(url)
+    if parts.scheme != "serial":
+        return None
+    query = parse_qs(parts.query)
+    try:
+        return int(query.get("baud", [DEFAULT_BAUDRATE])[-1])
+    except ValueError:
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
