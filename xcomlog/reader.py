@@ -133,10 +133,6 @@ def dataset_files(
     return files
 
 
-def _sites_of(files: list[Path]) -> list[str]:
-    return sorted({f.parent.parent.name[5:] for f in files})
-
-
 def _labels_for(
     root: Path, sites: list[str], fragments, pairs: set[tuple[str, int, int]]
 ) -> dict[tuple[str, int, int], tuple[str, str, str]]:
