@@ -330,13 +330,14 @@ def _to_wide(df, root: Path, fragments, freq: str | None):
     long = long.drop_duplicates(subset=["time", "key"], keep="last")
     wide = long.pivot(index="time", columns="key", values="value").sort_index()
     categories = list(df["site"].cat.categories)
-    keys = [int(k) for k in wide.columns]
-    pairs = {(str(categories[k >> 32]), (k >> 16) & 0xFFFF, k & 0xFFFF) for k in keys}
-    labels = _labels_for(root, sites, fragments, pairs)
+    keys = {
+        k: (str(categories[k >> 32]), (k >> 16) & 0xFFFF, k & 0xFFFF)
+        for k in (int(c) for c in wide.columns)
+    }
+    labels = _labels_for(root, sites, fragments, set(keys.values()))
     names = {}
     info = {}
-    for k in keys:
-        site, address, number = str(categories[k >> 32]), (k >> 16) & 0xFFFF, k & 0xFFFF
+    for k, (site, address, number) in keys.items():
         name, unit, family = labels.get((site, address, number), ("", "", ""))
         label = column_label(site if multi_site else None, address, number, name, unit)
         names[k] = label
