@@ -16,8 +16,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable
 
+from benchmarks import best_rate
 from xcomlog import codec
 from xcomlog.protocol import Format, ObjectType, Property, ServiceFlag
 
@@ -121,21 +121,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rate(func: Callable[[], int], seconds: float, repeats: int) -> float:
-    func()
-    best = 0.0
-    for _ in range(repeats):
-        done = 0
-        start = time.perf_counter()
-        while True:
-            done += func()
-            elapsed = time.perf_counter() - start
-            if elapsed >= seconds:
-                break
-        best = max(best, done / elapsed)
-    return best
-
-
 def _row(benchmark: str, value: float, unit: str, **extra) -> dict:
     return {"benchmark": benchmark, "metric": "rate", "value": value, "unit": unit, **extra}
 
@@ -226,7 +211,7 @@ def _overhead_rows(seconds: float, repeats: int) -> list[dict]:
             sync.read_info(INFO, ADDRESS)
         return 200
 
-    sync_rate = _rate(sync_batch, seconds, repeats)
+    sync_rate = best_rate(sync_batch, seconds, repeats)
 
     async def measure() -> float:
         client = client_module.AsyncXcomClient(_AsyncInstantLink())
@@ -272,7 +257,7 @@ def _tcp_rows(seconds: float, repeats: int) -> list[dict]:
                 client.read_info(INFO, ADDRESS)
             return 50
 
-        ours = _rate(single, seconds, repeats)
+        ours = best_rate(single, seconds, repeats)
         items = [(3000 + i, ADDRESS) for i in range(76)]
 
         def multi() -> int:
@@ -284,8 +269,8 @@ def _tcp_rows(seconds: float, repeats: int) -> list[dict]:
                 client.read_property(ObjectType.USER_INFO, number, Property.VALUE, address)
             return 76
 
-        multi_rate = _rate(multi, seconds, repeats)
-        singles_rate = _rate(singles, seconds, repeats)
+        multi_rate = best_rate(multi, seconds, repeats)
+        singles_rate = best_rate(singles, seconds, repeats)
     rows.append(_row("loopback TCP read_info", ours, "requests/s", implementation="xcomlog"))
     rows.append(
         _row(
@@ -326,7 +311,7 @@ def _xcom_proto_rate(seconds: float, repeats: int) -> float | None:
                 return 50
 
             del param
-            return _rate(batch, seconds, repeats)
+            return best_rate(batch, seconds, repeats)
 
 
 # --- asyncio, many links ----------------------------------------------------------------------------

@@ -15,11 +15,10 @@ from __future__ import annotations
 import io
 import struct
 import sys
-import time
-from collections.abc import Callable
 
 import numpy as np
 
+from benchmarks import best_rate
 from xcomlog import _codec_py
 from xcomlog.protocol import Format, ObjectType, Property, Service
 
@@ -44,26 +43,6 @@ def _xcom_proto():
     except ImportError:
         return None
     return protocol
-
-
-def _rate(func: Callable[[], int], seconds: float, repeats: int) -> float:
-    """Best rate (items/s) over ``repeats`` samples of at least ``seconds`` each.
-
-    ``func`` does some work and returns how many items it handled; the best sample is
-    the one least disturbed by other load on the machine.
-    """
-    func()  # warm up caches and lazy imports
-    best = 0.0
-    for _ in range(repeats):
-        done = 0
-        start = time.perf_counter()
-        while True:
-            done += func()
-            elapsed = time.perf_counter() - start
-            if elapsed >= seconds:
-                break
-        best = max(best, done / elapsed)
-    return best
 
 
 def _responses(count: int) -> list[bytes]:
@@ -177,7 +156,7 @@ def run(quick: bool = False) -> list[dict]:
             _row(
                 "encode request",
                 impl,
-                _rate(encoder(module.encode_request), seconds, repeats),
+                best_rate(encoder(module.encode_request), seconds, repeats),
                 "frames/s",
             )
         )
@@ -189,7 +168,12 @@ def run(quick: bool = False) -> list[dict]:
             return 500
 
         rows.append(
-            _row("encode request", "xcom-proto", _rate(proto_encode, seconds, repeats), "frames/s")
+            _row(
+                "encode request",
+                "xcom-proto",
+                best_rate(proto_encode, seconds, repeats),
+                "frames/s",
+            )
         )
 
     # Single-frame decoding of float responses: parse, verify, read the value.
@@ -205,7 +189,7 @@ def run(quick: bool = False) -> list[dict]:
 
     single: dict[str, float] = {}
     for impl, module in (("c", c), ("py", py)):
-        single[impl] = _rate(decoder(module), seconds, repeats)
+        single[impl] = best_rate(decoder(module), seconds, repeats)
     if protocol is not None:
 
         def proto_decode() -> int:
@@ -213,14 +197,14 @@ def run(quick: bool = False) -> list[dict]:
                 _proto_decode(protocol, raw)
             return len(small)
 
-        single["xcom-proto"] = _rate(proto_decode, seconds, repeats)
+        single["xcom-proto"] = best_rate(proto_decode, seconds, repeats)
 
     def struct_decode() -> int:
         for raw in small:
             _struct_decode(raw)
         return len(small)
 
-    single["struct"] = _rate(struct_decode, seconds, repeats)
+    single["struct"] = best_rate(struct_decode, seconds, repeats)
     for impl, value in single.items():
         note = "no checksum verification" if impl == "struct" else ""
         rows.append(_row("decode float response", impl, value, "frames/s", note=note))
@@ -237,20 +221,20 @@ def run(quick: bool = False) -> list[dict]:
         return go
 
     streaming = {
-        "c": _rate(streamer(c, chunks), seconds, repeats),
-        "py": _rate(streamer(py, py_chunks), seconds, repeats),
+        "c": best_rate(streamer(c, chunks), seconds, repeats),
+        "py": best_rate(streamer(py, py_chunks), seconds, repeats),
     }
     if protocol is not None:
         part = b"".join(frames[: count // 10])
-        streaming["xcom-proto"] = _rate(lambda: _proto_stream(protocol, part), seconds, repeats)
+        streaming["xcom-proto"] = best_rate(lambda: _proto_stream(protocol, part), seconds, repeats)
     for impl, value in streaming.items():
         rows.append(_row("stream decode (4 KiB chunks)", impl, value, "frames/s"))
 
     # Batch decoding: one buffer of frames into column arrays with float values.
     py_stream = b"".join(frames[: count // 10])
     batch = {
-        "c": _rate(lambda: c.decode_batch(stream).count, seconds, repeats),
-        "py": _rate(lambda: py.decode_batch(py_stream).count, seconds, repeats),
+        "c": best_rate(lambda: c.decode_batch(stream).count, seconds, repeats),
+        "py": best_rate(lambda: py.decode_batch(py_stream).count, seconds, repeats),
     }
     for impl, value in batch.items():
         rows.append(_row("batch decode", impl, value, "frames/s"))
@@ -262,15 +246,15 @@ def run(quick: bool = False) -> list[dict]:
     small_blob = raw[: 64 << 10]
     mb = size / 1e6
     checks = {
-        "c": _rate(lambda: (c.checksum(raw), 1)[1], seconds, repeats) * mb,
-        "numpy.sum": _rate(lambda: (blob.sum(), 1)[1], seconds, repeats) * mb,
-        "py": _rate(lambda: (py.checksum(small_blob), 1)[1], seconds, repeats)
+        "c": best_rate(lambda: (c.checksum(raw), 1)[1], seconds, repeats) * mb,
+        "numpy.sum": best_rate(lambda: (blob.sum(), 1)[1], seconds, repeats) * mb,
+        "py": best_rate(lambda: (py.checksum(small_blob), 1)[1], seconds, repeats)
         * len(small_blob)
         / 1e6,
     }
     if protocol is not None:
         checks["xcom-proto"] = (
-            _rate(lambda: (protocol.checksum(small_blob), 1)[1], seconds, repeats)
+            best_rate(lambda: (protocol.checksum(small_blob), 1)[1], seconds, repeats)
             * len(small_blob)
             / 1e6
         )
