@@ -563,12 +563,33 @@ def _parquet_bytes(folder: Path) -> tuple[int, int]:
     return data, files
 
 
+def _guarded(name: str, func, *args) -> list[dict]:
+    """Run one benchmark; a failure becomes an error row and the others still run."""
+    import traceback
+
+    try:
+        result = func(*args)
+    except Exception as exc:  # noqa: BLE001 - keep the rows of the other benchmarks
+        traceback.print_exc()
+        return [
+            {
+                "benchmark": name,
+                "metric": "error",
+                "value": 0.0,
+                "unit": "",
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        ]
+    return result if isinstance(result, list) else [result]
+
+
 def run(quick: bool = False) -> list[dict]:
     """Every logger benchmark; ``quick`` shortens each run (and the 50-site run to 20 s)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     seconds = 3.0 if quick else 10.0
-    rows = [wire_efficiency(38400, seconds * 1.5), wire_efficiency(115200, seconds)]
-    rows += versus_pystuderxcom(seconds)
-    rows += fifty_sites(20.0 if quick else 600.0)
-    rows += sd_card_bytes(15.0 if quick else 62.0)
+    rows = _guarded("wire efficiency 38400", wire_efficiency, 38400, seconds * 1.5)
+    rows += _guarded("wire efficiency 115200", wire_efficiency, 115200, seconds)
+    rows += _guarded("one site vs pystuderxcom", versus_pystuderxcom, seconds)
+    rows += _guarded("bytes per value vs SD card", sd_card_bytes, 15.0 if quick else 62.0)
+    rows += _guarded("50 sites", fifty_sites, 20.0 if quick else 600.0)
     return rows
