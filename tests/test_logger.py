@@ -268,6 +268,37 @@ def test_devices_are_discovered(tmp_path):
     assert sorted(devices["device"]) == sorted(["xt1", "xt2", "vt1", "vs1", "vs2", "bsp"])
 
 
+def test_a_site_with_nothing_to_log_stops_alone(tmp_path):
+    from xcomlog.dataset import DatasetWriter
+    from xcomlog.sim import Installation
+
+    sims = {
+        "tcp://127.0.0.1:1": Simulator(Installation(variotracks=0, variostrings=0), seed=15),
+        "tcp://127.0.0.1:2": Simulator(seed=16),
+    }
+    table = {
+        "out": str(tmp_path),
+        "site": [
+            {"name": "novt", "link": "tcp://127.0.0.1:1", "devices": "auto", "timeout": 0.1,
+             "group": [{"name": "pv", "interval": 0.1, "points": ["vt:essential"]}]},
+            {"name": "ok", "link": "tcp://127.0.0.1:2", "devices": DEVICES, "timeout": 0.1,
+             "group": [{"name": "e", "interval": 0.1, "points": ["essential"]}]},
+        ],
+    }  # fmt: skip
+    cfg = config_from_dict(table)
+    writer = DatasetWriter(tmp_path)
+    logger = Logger(cfg, writer=writer, transport_factory=lambda url: SimTransport(sims[url]))
+    asyncio.run(logger.run(duration=0.8))  # no exception: one site is still logging
+    writer.close()
+    assert list(logger.failed) == ["novt"]
+    novt, ok = logger.sites
+    assert novt.stats.values == 0 and ok.stats.values > 0
+    events = read_table(tmp_path, "events")
+    stopped = events[events["kind"] == "config_error"]
+    assert list(stopped["site"]) == ["novt"]
+    assert stopped["detail"].str.contains("nothing to log").all()
+
+
 def test_polite_quiet_window_sends_nothing(tmp_path):
     import datetime as dt
 

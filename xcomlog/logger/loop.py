@@ -351,7 +351,7 @@ class SiteLogger:
                     self._silent = 0
                     link_up = True
                     self.event("link_up", self.site.link)
-                    if self.plan is None:
+                    if not self._prepared:
                         self.stats.state = "discovering"
                         await self._prepare(transport)
                     self.stats.state = "polling"
@@ -380,20 +380,26 @@ class SiteLogger:
             self.stats.state = "stopped"
 
     _answered_since_open = False
+    _prepared = False  # plan compiled, labels and devices written
+
+    def check(self) -> None:
+        """Compile the plan now when the devices are configured: a wrong datapoint is a
+        ConfigError before any link opens (scanned sites are checked after their scan)."""
+        if self.plan is None and self.site.devices is not None:
+            self.plan = compile_plan(self.site, self.site.devices, self.catalog)
 
     async def _prepare(self, transport) -> None:
         """Find the devices (unless configured), compile the plan, describe the points."""
-        devices = self.site.devices
-        if devices is None:
-            devices = await self.discover(transport)
-            if not devices:
-                raise LinkError("no device answered the scan")
-        try:
-            plan = compile_plan(self.site, devices, self.catalog)
-        except ConfigError:
-            raise
-        self.plan = plan
+        if self.plan is None:
+            devices = self.site.devices
+            if devices is None:
+                devices = await self.discover(transport)
+                if not devices:
+                    raise LinkError("no device answered the scan")
+            self.plan = compile_plan(self.site, devices, self.catalog)
+        plan = self.plan
         self.writer.describe(self.site.name, plan.labels)
+        self._prepared = True
         t = now_ms()
         self.writer.append_devices(
             self.site.name,
@@ -976,6 +982,7 @@ class Logger:
         ]
         self.started = time.time()
         self.error: BaseException | None = None
+        self.failed: dict[str, BaseException] = {}
 
     def totals(self) -> dict[str, float]:
         """Sums of the site counters, plus the run time."""
@@ -1000,11 +1007,15 @@ class Logger:
     ) -> None:
         """Run every site until ``stop`` is set (or ``duration`` seconds passed).
 
-        Raises the first fatal error (StorageError: the disk refuses rows; ConfigError:
-        a datapoint the catalog does not know), after stopping every site cleanly.
+        Raises ConfigError before polling when a site's configured devices and points do
+        not compile; StorageError (the disk refuses rows) after stopping every site
+        cleanly; a ConfigError found after a scan when no site is left running.
         """
         stop = stop or asyncio.Event()
+        for site in self.sites:
+            site.check()  # configuration mistakes stop everything before any link opens
         self.started = time.time()
+        self.failed: dict[str, BaseException] = {}
         for site in self.sites:
             site.event("start", f"xcomlog logger, site link {site.site.link}")
         tasks = [
@@ -1034,12 +1045,25 @@ class Logger:
             raise self.error
 
     async def _guard(self, site: SiteLogger, stop: asyncio.Event) -> None:
+        """Run one site. A full or unwritable disk stops every site; a site whose scanned
+        devices match nothing it should log stops alone (the others go on), unless it
+        was the last one running."""
         try:
             await site.run(stop)
-        except (StorageError, ConfigError) as exc:
+        except StorageError as exc:
             if self.error is None:
                 self.error = exc
             stop.set()
+        except ConfigError as exc:
+            site.stats.state = "stopped: configuration"
+            site.stats.last_error = str(exc)
+            log.error("site %s stopped: %s", site.site.name, exc)
+            self.failed[site.site.name] = exc
+            site.event("config_error", f"site stopped: {exc}")
+            if len(self.failed) == len(self.sites):
+                if self.error is None:
+                    self.error = exc
+                stop.set()
 
     def close(self) -> None:
         """Flush and compact the dataset (when this logger created the writer)."""
