@@ -251,13 +251,13 @@ def test_disk_full_while_compacting_leaves_no_partial_file(tmp_path, monkeypatch
     w = DatasetWriter(tmp_path, flush_interval=3600)
     w.append_values("s", T0 + np.arange(100), 101, 3000, np.arange(100))
     w.flush()
-    real_write_table = pq.write_table
+    real_write_table = pq.ParquetWriter.write_table
 
-    def half_then_fail(table, sink, **kwargs):
-        real_write_table(table.slice(0, 10), sink, **kwargs)  # bytes hit the temp file
+    def half_then_fail(self, table, *args, **kwargs):
+        real_write_table(self, table.slice(0, 10), *args, **kwargs)  # bytes hit the temp file
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(pq, "write_table", half_then_fail)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", half_then_fail)
     with pytest.raises(StorageError, match="disk full"):
         w.close()
     monkeypatch.undo()

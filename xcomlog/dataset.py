@@ -224,15 +224,26 @@ def write_parquet_atomic(
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
     try:
         with open(tmp, "wb") as sink:
-            pq.write_table(
-                table,
+            # The Arrow schema (ARROW:schema) would repeat the labels metadata in every
+            # footer; the Parquet logical types already give back the same Arrow types (UTC
+            # timestamps, unsigned ints), so only the key-value metadata is written.
+            key_values = table.schema.metadata
+            table = table.replace_schema_metadata(None)
+            writer = pq.ParquetWriter(
                 sink,
+                table.schema,
                 compression=compression,
                 compression_level=compression_level,
-                row_group_size=row_group_size,
                 use_dictionary=use_dictionary,
                 column_encoding=column_encoding,
+                store_schema=False,
             )
+            try:
+                writer.write_table(table, row_group_size=row_group_size)
+                if key_values:
+                    writer.add_key_value_metadata(key_values)
+            finally:
+                writer.close()  # on failure too: the temporary file is removed below
             sink.flush()
             os.fsync(sink.fileno())
         os.replace(tmp, path)
