@@ -88,17 +88,35 @@ def _in_process(seconds: float) -> list[dict]:
     return rows
 
 
-class _SimProcess:
-    """``xcomlog sim --tcp-server 127.0.0.1:0`` in a child process."""
+#: A trivial echo server: the floor of one-at-a-time round trips between two processes
+#: on this machine's loopback, measured beside the simulator with the same client.
+_ECHO_SERVER = """
+import socket, sys
+srv = socket.create_server(("127.0.0.1", 0))
+print("127.0.0.1:%d" % srv.getsockname()[1], flush=True)
+while True:
+    conn, _ = srv.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        data = conn.recv(1 << 20)
+        if not data:
+            break
+        conn.sendall(data)
+    conn.close()
+"""
 
-    def __init__(self, pure: bool) -> None:
+
+class _ServerProcess:
+    """A TCP server in a child process that prints ``host:port`` as its first line."""
+
+    def __init__(self, argv: list[str], pure: bool = False) -> None:
         env = dict(os.environ)
         if pure:
             env["XCOMLOG_NO_EXTENSIONS"] = "1"
         else:
             env.pop("XCOMLOG_NO_EXTENSIONS", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "xcomlog", "sim", "--tcp-server", "127.0.0.1:0"],
+            [sys.executable, *argv],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -108,8 +126,17 @@ class _SimProcess:
         host, _, port = line.rpartition(":")
         if not port.isdigit():
             self.close()
-            raise RuntimeError(f"xcomlog sim did not print its address (got {line!r})")
+            raise RuntimeError(f"{argv[-1]} did not print its address (got {line!r})")
         self.address = (host, int(port))
+
+    @classmethod
+    def simulator(cls, pure: bool) -> _ServerProcess:
+        """``xcomlog sim --tcp-server 127.0.0.1:0``, as users run it."""
+        return cls(["-m", "xcomlog", "sim", "--tcp-server", "127.0.0.1:0"], pure)
+
+    @classmethod
+    def echo(cls) -> _ServerProcess:
+        return cls(["-c", _ECHO_SERVER])
 
     def close(self) -> None:
         self.proc.terminate()
@@ -148,15 +175,34 @@ def _tcp(address: tuple[str, int], requests: list[bytes], seconds: float, window
         return _rate(batch, seconds)
 
 
+def _echo_floor(requests: list[bytes], seconds: float) -> float:
+    """Ping-pong rate of the same client against a trivial echo server."""
+    server = _ServerProcess.echo()
+    try:
+        return _tcp(server.address, requests, seconds, 1)
+    finally:
+        server.close()
+
+
 def run(quick: bool = False) -> list[dict]:
     """Rows: in-process rates, then TCP ping-pong and pipelined on both codecs."""
     seconds = 0.5 if quick else 2.0
     rows = _in_process(seconds)
     in_process = {r["benchmark"].replace("sim in-process ", ""): r["value"] for r in rows}
     requests = _requests()
+    floor = _echo_floor(requests["single read"], seconds)
+    rows.append(
+        {
+            "benchmark": "loopback echo server, ping-pong (floor)",
+            "metric": "requests/s",
+            "value": floor,
+            "unit": "req/s",
+            "note": "trivial echo in another process: no simulator can beat this round trip",
+        }
+    )
     for pure in (False, True):
         try:
-            server = _SimProcess(pure)
+            server = _ServerProcess.simulator(pure)
         except RuntimeError as exc:
             rows.append(
                 {
@@ -184,6 +230,7 @@ def run(quick: bool = False) -> list[dict]:
                             "vs_in_process": value / in_process[name]
                             if in_process.get(name)
                             else None,
+                            "vs_echo_floor": value / floor if mode == "ping-pong" else None,
                         }
                     )
         finally:
