@@ -427,6 +427,15 @@ def _part_name(segment: Path) -> str:
 
 def _sort_table(table_name: str, table: pa.Table) -> pa.Table:
     if table_name == "values":
+        if table.num_rows > 1:
+            # A live segment is journalled in arrival order: when its times never go back,
+            # a stable sort on one (address << 16 | number) key gives the VALUES_SORT order
+            # for about a third of the CPU of a three-column sort_by.
+            t = table.column("time").cast(pa.int64()).to_numpy()
+            if not (t[1:] < t[:-1]).any():
+                key = table.column("address").to_numpy().astype(np.uint32) << 16
+                key |= table.column("number").to_numpy()
+                return table.take(pa.array(np.argsort(key, kind="stable")))
         return table.sort_by(VALUES_SORT)
     return table.sort_by([("time", "ascending")])
 
