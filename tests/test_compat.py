@@ -33,6 +33,9 @@ def make_sim() -> Simulator:
     sim = Simulator(seed=11, message_every_s=0)
     sim.set_value(601, 7032, 66.5)  # BATT_SOC
     sim.set_value(101, 3000, 50.0)
+    # Pinned: moving values read twice (by the client, then here) may straddle a tick.
+    sim.set_value(601, 7000, 51.25)  # BATT_VOLTAGE
+    sim.set_value(301, 11016, 1)  # PV_OPERATION_MODE
     return sim
 
 
@@ -82,10 +85,10 @@ def test_udp_get_and_set_with_default_addresses():
         xcom = XcomLANUDP("127.0.0.1", dstPort=link.address[1], srcPort=reply)
         try:
             assert xcom.getValue(XcomP.BATT_SOC) == 66.5  # a BSP info at the default address
-            assert xcom.getValue(XcomP.BATT_VOLTAGE) == pytest.approx(sim.value(601, 7000))
+            assert xcom.getValue(XcomP.BATT_VOLTAGE) == 51.25 == sim.value(601, 7000)
             assert xcom.getValueByID(3000, XcomC.TYPE_FLOAT) == 50.0
             mode = xcom.getValue(XcomP.PV_OPERATION_MODE)
-            assert isinstance(mode, int) and mode == sim.value(301, 11016)
+            assert isinstance(mode, int) and mode == 1 == sim.value(301, 11016)
             xcom.setValue(XcomP.SMART_BOOST_LIMIT, 90)  # RAM, every Xtender
             assert sim.parameter(101, 1607)[1] == 90 and sim.parameter(102, 1607)[1] == 90
             assert sim.flash_writes == {}
