@@ -511,6 +511,7 @@ def test_file_transfer_abort_and_errors():
 
 def test_value_helper_and_unknown_addresses():
     sim = make()
+    sim.set_time(1_700_000_000.0, speed=0.0)  # frozen: both reads see the same instant
     assert sim.value(100, 3000) == sim.value(xt(1), 3000)
     with pytest.raises(DeviceError):
         sim.value(109, 3000)
