@@ -119,7 +119,8 @@ def test_faults_are_reproducible_for_a_seed():
             faults=FaultConfig(drop=0.2, corrupt=0.2, junk=0.2, leading_ff=0.2, busy=0.1),
             seed=seed,
         )
-        sim.set_time(1_700_000_000.0, speed=0.0)  # frozen: the value read must not move between traces
+        # frozen: the value read must not move between the traces
+        sim.set_time(1_700_000_000.0, speed=0.0)
         return [b"".join(sim.handle(REQUEST)) for _ in range(100)]
 
     assert trace(11) == trace(11)
