@@ -131,6 +131,90 @@ def test_tcp_receive_returns_empty_on_timeout_and_raises_on_close():
         t.close()  # twice is fine
 
 
+def test_async_receive_timeouts_short_after_long_and_across_event_loops():
+    """One timer per transport is moved, not re-created: a short wait after a long one
+    still ends on time, and a transport used by a second event loop keeps working."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        t = open_async_transport(f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+
+        async def first():
+            await t.open(1.0)
+            conn, _ = listener.accept()
+            conn.sendall(b"abc")
+            assert await t.receive(5.0) == b"abc"  # arms the timer 5 s ahead
+            start = time.monotonic()
+            assert await t.receive(0.05) == b""
+            short = time.monotonic() - start
+            start = time.monotonic()
+            assert await t.receive(0.2) == b""  # longer than the last: the timer moves
+            longer = time.monotonic() - start
+            conn.sendall(b"z")
+            assert await t.receive(5.0) == b"z"
+            await t.close()  # the 5 s timer of this loop stays behind, unfired
+            return conn, short, longer
+
+        conn, short, longer = asyncio.run(first())
+        conn.close()
+        assert 0.04 <= short < 1.0 and 0.19 <= longer < 1.5
+
+        async def second():  # a new event loop (a connection belongs to its loop: reopen)
+            await t.open(1.0)
+            conn, _ = listener.accept()
+            conn.sendall(b"de")
+            data = await t.receive(2.0)
+            start = time.monotonic()
+            assert await t.receive(0.05) == b""
+            elapsed = time.monotonic() - start
+            await t.close()
+            conn.close()
+            return data, elapsed
+
+        data, elapsed = asyncio.run(second())
+        assert data == b"de" and 0.04 <= elapsed < 1.0
+
+
+def test_async_chunk_hook_sees_chunks_first_and_link_failure_as_empty():
+    """The burst mode's hook: a consumed chunk never reaches receive, a refused one does,
+    a closed connection calls it with b"", and send_nowait writes from a callback."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        t = open_async_transport(f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+        seen: list[bytes] = []
+
+        async def main():
+            assert t.send_nowait(b"x") is False  # not connected yet
+            await t.open(1.0)
+            conn, _ = listener.accept()
+            got = asyncio.get_running_loop().create_future()
+
+            def hook(chunk: bytes) -> bool:
+                seen.append(chunk)
+                if chunk == b"mine":
+                    assert t.send_nowait(b"next")  # from the data callback itself
+                    got.set_result(None)
+                    return True
+                return False
+
+            t.chunk_hook = hook
+            conn.sendall(b"mine")
+            await asyncio.wait_for(got, 2.0)
+            assert conn.recv(10) == b"next"
+            assert t.buffered == 0
+            conn.sendall(b"yours")
+            assert await t.receive(2.0) == b"yours"
+            conn.close()
+            with pytest.raises(LinkError):
+                while True:
+                    await t.receive(2.0)
+            await t.close()
+
+        asyncio.run(main())
+        assert seen[:2] == [b"mine", b"yours"] and seen[-1] == b""
+
+
 # --- TCP server (the Moxa connects to us) ------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ import os
 import select
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -753,18 +753,37 @@ class AsyncTransport(_Link):
         self._buffer = bytearray()
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
+        # One timer per transport, moved lazily (see ``_arm_timer``).
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        #: Sees each chunk before it is buffered (and ``b""`` when the link fails);
+        #: returning True consumes it. The logger's burst mode sends its next request
+        #: from here (see ``xcomlog.logger.loop.Burst``).
+        self.chunk_hook: Callable[[bytes], bool] | None = None
 
     # Callbacks from protocols / readers -------------------------------------------------
     def _feed(self, data: bytes) -> None:
-        self._buffer += data
         self.bytes_received += len(data)
         if data and log.isEnabledFor(logging.DEBUG):
             log.debug("<- %s", _hex(data))
+        hook = self.chunk_hook
+        if hook is not None and not self._buffer and hook(data):
+            return
+        self._buffer += data
         self._wake()
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
+        hook = self.chunk_hook
+        if hook is not None:
+            hook(b"")
         self._wake()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet taken by ``receive``."""
+        return len(self._buffer)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -778,14 +797,16 @@ class AsyncTransport(_Link):
                 raise self._link_error()
             if timeout <= 0:
                 return b""
-            loop = asyncio.get_running_loop()
+            loop = self._timer_loop
+            if loop is None or not loop.is_running():
+                # asking for the running loop costs a getpid() syscall on Python 3.11
+                loop = asyncio.get_running_loop()
             waiter = loop.create_future()
             self._waiter = waiter
-            timer = loop.call_later(timeout, _expire, waiter)
+            self._arm_timer(loop, loop.time() + timeout)
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self._waiter = None
             if not self._buffer:
                 if self._error is not None:
@@ -794,6 +815,35 @@ class AsyncTransport(_Link):
         data = bytes(self._buffer)
         self._buffer.clear()
         return data
+
+    def _arm_timer(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Make the pending wait end at ``deadline`` (loop time).
+
+        Answers usually come long before the timeout, so instead of a timer per wait
+        (scheduled and cancelled tens of thousands of times a second) one timer stays
+        armed: a later deadline only moves ``_deadline``, and the timer, when it fires
+        early, re-arms itself for the current deadline.
+        """
+        self._deadline = deadline
+        timer = self._timer
+        if timer is not None:
+            if self._timer_loop is loop and timer.when() <= deadline and not timer.cancelled():
+                return
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._on_timer)
+        self._timer_loop = loop
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nothing waits; the next receive arms a new timer
+        loop = waiter.get_loop()
+        if self._deadline - loop.time() > _TIMER_SLACK:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+            self._timer_loop = loop
+        else:
+            waiter.set_result(None)
 
     def _link_error(self) -> LinkError:
         exc = self._error
@@ -813,6 +863,11 @@ class AsyncTransport(_Link):
     async def send(self, data: bytes) -> None:
         """Write all of ``data``; raises LinkError if the link is broken."""
 
+    def send_nowait(self, data: bytes) -> bool:
+        """Write ``data`` without waiting, from a callback; False when this link cannot
+        (not connected, or a link that only writes from a coroutine): use ``send``."""
+        return False
+
     async def reconnect(self, timeout: float | None = None) -> None:
         """Drop the current connection and establish a new one."""
         await self.close()
@@ -831,9 +886,8 @@ class AsyncTransport(_Link):
         await self.close()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+# The event loop runs a timer up to one clock tick early: a deadline this close counts as due.
+_TIMER_SLACK = 1e-3
 
 
 class _StreamProtocol(asyncio.Protocol):
@@ -912,11 +966,16 @@ class AsyncTcpClientTransport(_TcpClientConfig, AsyncTransport):
             protocol.transport.close()
 
     async def send(self, data: bytes) -> None:
+        if not self.send_nowait(data):
+            raise LinkError(f"not connected to {self.host}:{self.port}")
+
+    def send_nowait(self, data: bytes) -> bool:
         protocol = self._protocol
         if protocol is None or protocol.closed or protocol.transport is None:
-            raise LinkError(f"not connected to {self.host}:{self.port}")
+            return False
         protocol.transport.write(data)
         self._sent(data)
+        return True
 
 
 class AsyncTcpServerTransport(_ListenConfig, AsyncTransport):
@@ -1044,11 +1103,16 @@ class AsyncTcpServerTransport(_ListenConfig, AsyncTransport):
             await server.wait_closed()
 
     async def send(self, data: bytes) -> None:
+        if not self.send_nowait(data):
+            raise LinkError(f"the Moxa is not connected to {self.host}:{self.port}")
+
+    def send_nowait(self, data: bytes) -> bool:
         protocol = self._protocol
         if protocol is None or protocol.closed or protocol.transport is None:
-            raise LinkError(f"the Moxa is not connected to {self.host}:{self.port}")
+            return False
         protocol.transport.write(data)
         self._sent(data)
+        return True
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
@@ -1124,10 +1188,15 @@ class AsyncUdpTransport(_UdpConfig, AsyncTransport):
             transport.close()
 
     async def send(self, data: bytes) -> None:
-        if self._transport is None:
+        if not self.send_nowait(data):
             raise LinkError("the UDP transport is not open")
+
+    def send_nowait(self, data: bytes) -> bool:
+        if self._transport is None:
+            return False
         self._transport.sendto(data, (self.host, self.port))
         self._sent(data)
+        return True
 
 
 class AsyncSerialTransport(AsyncTransport):
