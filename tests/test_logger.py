@@ -6,7 +6,14 @@ import asyncio
 
 import numpy as np
 import pytest
-from test_logger_support import Recorder, SimTransport, read_table, run_logger, served_values
+from test_logger_support import (
+    CallbackSimTransport,
+    Recorder,
+    SimTransport,
+    read_table,
+    run_logger,
+    served_values,
+)
 
 from xcomlog import codec
 from xcomlog.catalog import load_catalog
@@ -66,14 +73,37 @@ def assert_dataset_matches(out, served, *, via_xcomlog: bool = False):
     return df
 
 
-def test_values_equal_what_the_simulator_served(tmp_path):
+#: The two ways answers reach the read loop: the coroutine exchange (one multi-info frame
+#: per cycle) and bursts sent from the link's data callback (seven frames per cycle),
+#: also with every answer split in two chunks, which bursts hand to the coroutine path.
+LINKS = {
+    "coroutine": (lambda sim, **kw: SimTransport(sim, **kw), "essential"),
+    "burst": (lambda sim, **kw: CallbackSimTransport(sim, **kw), "all-infos"),
+    "burst-split": (lambda sim, **kw: CallbackSimTransport(sim, split=True, **kw), "all-infos"),
+}
+
+
+def check_burst_use(link: str, transport) -> None:
+    """The burst variants really ran bursts (or, with split answers, really fell back)."""
+    if link == "burst":
+        assert transport.callback_sends > transport.sends / 2
+    elif link == "burst-split":
+        assert transport.sends > 0 and transport.callback_sends == 0
+
+
+@pytest.mark.parametrize("link", list(LINKS))
+def test_values_equal_what_the_simulator_served(tmp_path, link):
     sim = Simulator(seed=1)
     rec = Recorder(sim)
-    cfg = config(tmp_path, [{"name": "all", "interval": 0, "points": ["essential"]}])
-    logger = run_logger(cfg, sim, duration=0.4)
+    make, points = LINKS[link]
+    transport = make(sim)
+    cfg = config(tmp_path, [{"name": "all", "interval": 0, "points": [points]}])
+    logger = run_logger(cfg, sim, duration=0.4, transport=transport)
     df = assert_dataset_matches(tmp_path, rec.snapshot(), via_xcomlog=True)
+    check_burst_use(link, transport)
     stats = logger.sites[0].stats
     assert stats.values == len(df) and stats.timeouts == 0
+    assert stats.requests == len(rec.snapshot()) == stats.frames
     # every request of the group is a multi-info frame; the logger never writes
     assert all(s.request.service_id == Service.READ for s in rec.snapshot())
     assert sim.flash_writes == {}
@@ -86,40 +116,40 @@ def test_values_equal_what_the_simulator_served(tmp_path):
 
 
 def failure_streaks(served):
-    """Runs of consecutive multi-info requests whose answer was lost, corrupted or an error:
-    [(first request's arrival, arrival of the request after the run, answer time of the
-    success that ends the run or None)]."""
+    """Runs of consecutive failed answers (lost, corrupted or an error) of each multi-info
+    request (the same frame asked every cycle), as the logger counts them: [(arrival of
+    the first failed request, arrival of the request sent after it, answer time of the
+    success that ends the run or None, arrival of the request sent after that success)]."""
     group = [s for s in served if s.request.object_type == ObjectType.MULTI_INFO]
+    after = {id(s): group[k + 1].t_in if k + 1 < len(group) else 2**62 for k, s in enumerate(group)}
+    failing: dict[tuple[int, bytes], object] = {}
     streaks = []
-    start = None
-    for k, s in enumerate(group):
+    for s in group:
+        key = (s.request.dst, bytes(s.request.data))
         ok = s.answer is not None and not s.answer.service_flags & ServiceFlag.ERROR
-        if not ok and start is None:
-            start = k
-        if ok and start is not None:
-            streaks.append(
-                (
-                    group[start].t_in,
-                    s.t_in,
-                    s.t_out,
-                    group[k + 1].t_in if k + 1 < len(group) else 2**62,
-                )
-            )
-            start = None
-    if start is not None:
-        streaks.append((group[start].t_in, 2**62, None, None))
-    return streaks
+        if not ok and key not in failing:
+            failing[key] = s
+        elif ok and key in failing:
+            first = failing.pop(key)
+            streaks.append((first.t_in, after[id(first)], s.t_out, after[id(s)]))
+    streaks += [(first.t_in, after[id(first)], None, None) for first in failing.values()]
+    return sorted(streaks)
 
 
-def test_faults_every_gap_has_an_event(tmp_path):
+@pytest.mark.parametrize("link", list(LINKS))
+def test_faults_every_gap_has_an_event(tmp_path, link):
     faults = FaultConfig(
         drop=0.15, corrupt=0.1, junk=0.2, leading_ff=0.1, foreign_frames=0.2, busy=0.05
     )
     sim = Simulator(seed=3, faults=faults)
     rec = Recorder(sim)
-    cfg = config(tmp_path, [{"name": "e", "interval": 0, "points": ["essential"]}], messages=False)
-    logger = run_logger(cfg, sim, duration=1.2)
+    make, points = LINKS[link]
+    transport = make(sim)
+    cfg = config(tmp_path, [{"name": "e", "interval": 0, "points": [points]}], messages=False)
+    logger = run_logger(cfg, sim, duration=1.2, transport=transport)
     served = rec.snapshot()
+    if link == "burst":
+        assert transport.callback_sends > 0
     assert_dataset_matches(tmp_path, served)
     events = read_table(tmp_path, "events")
     ev_t = ms(events["time"])
@@ -134,9 +164,9 @@ def test_faults_every_gap_has_an_event(tmp_path):
     # answer that ends it
     for (first, after, _, _), t_start in zip(streaks, np.sort(starts), strict=True):
         assert first <= t_start <= after
-    for (_, _, ok_out, ok_next), t_res in zip(
-        [s for s in streaks if s[2] is not None], np.sort(resumed), strict=True
-    ):
+    # (a request's run can end after a later request's run started: resumes in their order)
+    ended = sorted((s[2], s[3]) for s in streaks if s[2] is not None)
+    for (ok_out, ok_next), t_res in zip(ended, np.sort(resumed), strict=True):
         assert ok_out <= t_res <= ok_next
     stats = logger.sites[0].stats
     assert stats.foreign_frames > 0  # another client's frames were seen and ignored
@@ -233,12 +263,15 @@ def test_single_reads_when_multi_info_is_refused(tmp_path):
     assert events["detail"].str.contains("one by one").any()
 
 
-def test_link_drops_reconnect_and_are_events(tmp_path):
+@pytest.mark.parametrize("link", list(LINKS))
+def test_link_drops_reconnect_and_are_events(tmp_path, link):
     sim = Simulator(seed=8)
     rec = Recorder(sim)
-    transport = SimTransport(sim, fail_every=40)
-    cfg = config(tmp_path, [{"name": "e", "interval": 0, "points": ["essential"]}], messages=False)
+    make, points = LINKS[link]
+    transport = make(sim, fail_every=40)
+    cfg = config(tmp_path, [{"name": "e", "interval": 0, "points": [points]}], messages=False)
     logger = run_logger(cfg, sim, duration=0.6, transport=transport)
+    check_burst_use(link, transport)
     assert transport.opens >= 3
     events = read_table(tmp_path, "events")
     assert (events["kind"] == "link_down").sum() == logger.sites[0].stats.link_drops >= 2

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from xcomlog import codec
+from xcomlog.exceptions import LinkError
 from xcomlog.protocol import (
     ADDRESS_DTE,
     FAMILY_ADDRESSES,
@@ -20,6 +21,7 @@ from xcomlog.protocol import (
     Service,
     ServiceFlag,
 )
+from xcomlog.transports import AsyncTransport
 
 
 @dataclass
@@ -163,6 +165,68 @@ class SimTransport:
         data = bytes(self.buf)
         self.buf.clear()
         return data
+
+
+class CallbackSimTransport(AsyncTransport):
+    """An AsyncTransport over an in-process Simulator whose answers arrive from event-loop
+    callbacks, as a socket's do, so the logger's burst mode runs on it. ``split`` cuts
+    every answer in two chunks (the burst must hand those to the ordinary exchange)."""
+
+    scheme = "sim"
+
+    def __init__(self, sim, *, split: bool = False, fail_every: int = 0) -> None:
+        super().__init__()
+        self.sim = sim
+        self.split = split
+        self.fail_every = fail_every  # every n-th request the connection drops instead
+        self.opens = 0
+        self._open = False
+        self.sends = 0  # every request
+        self.callback_sends = 0  # requests sent from the data callback (burst)
+        self._feeding = False
+
+    def _feed(self, data: bytes) -> None:
+        self._feeding = True
+        try:
+            super()._feed(data)
+        finally:
+            self._feeding = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    async def open(self, timeout=None) -> None:
+        self._open = True
+        self.opens += 1
+        self._reset_buffer()
+
+    async def close(self) -> None:
+        self._open = False
+
+    async def send(self, data: bytes) -> None:
+        if not self.send_nowait(data):
+            raise LinkError("closed")
+
+    def send_nowait(self, data: bytes) -> bool:
+        if not self._open:
+            return False
+        self.sends += 1
+        if self._feeding:
+            self.callback_sends += 1
+        loop = asyncio.get_running_loop()
+        self._sent(data)
+        if self.fail_every and self.sends % self.fail_every == 0:
+            self._open = False  # the request left; the connection dies before the answer
+            loop.call_soon(self._fail, LinkError("simulated link drop"))
+            return True
+        for chunk in self.sim.handle(data):
+            if self.split and len(chunk) > 1:
+                loop.call_soon(self._feed, chunk[:5])
+                loop.call_soon(self._feed, chunk[5:])
+            else:
+                loop.call_soon(self._feed, chunk)
+        return True
 
 
 def read_table(out: Path, table: str, *, via_xcomlog: bool = False):

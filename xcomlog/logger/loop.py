@@ -3,10 +3,12 @@
 One asyncio task per site. A site sends one request, waits for its answer (or the
 timeout) and sends the next at once: no sleep inside a cycle. The groups of a site share
 its link; the shortest interval goes first between requests, so an hourly parameter
-snapshot never delays the 1 s values. Multi-info answers of a cycle are kept as raw
-frames and decoded in one call of the compiled codec into columns for the
-DatasetWriter, whose own thread does every disk write. Everything that leaves a hole in
-the data (missed interval, timeout, device error, link drop, restart) becomes an event.
+snapshot never delays the 1 s values. A run of multi-info requests goes out as a
+``Burst``: each next request leaves from the callback that received the previous answer,
+and anything unusual falls back to the ordinary exchange. Multi-info answers of a cycle
+are kept as raw frames and decoded in one call of the compiled codec into columns for
+the DatasetWriter, whose own thread does every disk write. Everything that leaves a hole
+in the data (missed interval, timeout, device error, link drop, restart) becomes an event.
 """
 
 from __future__ import annotations
@@ -106,19 +108,23 @@ class Framer:
         """Bytes held back, waiting for the rest of a frame."""
         return len(self._buf)
 
+    @staticmethod
+    def is_whole_frame(chunk: bytes) -> bool:
+        """True when ``chunk`` is exactly one frame with good checksums (the usual case)."""
+        try:
+            size = codec.frame_size(chunk) if chunk[0] == START_BYTE else -1
+        except (FrameError, IndexError):
+            return False
+        return (
+            size == len(chunk)
+            and codec.checksum(chunk[HEADER_SIZE : size - CHECKSUM_SIZE])
+            == chunk[size - CHECKSUM_SIZE :]
+        )
+
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf
-        if not buf:  # the usual case: one chunk is exactly one whole frame
-            try:
-                size = codec.frame_size(chunk) if chunk[0] == START_BYTE else -1
-            except (FrameError, IndexError):
-                size = -1
-            if (
-                size == len(chunk)
-                and codec.checksum(chunk[HEADER_SIZE : size - CHECKSUM_SIZE])
-                == chunk[size - CHECKSUM_SIZE :]
-            ):
-                return [bytes(chunk)]
+        if not buf and self.is_whole_frame(chunk):
+            return [bytes(chunk)]
         buf += chunk
         out: list[bytes] = []
         frame_size = codec.frame_size
@@ -233,6 +239,106 @@ class _GroupState:
 def _aligned_tick(now: float, interval: float, offset: float) -> float:
     """The last wall-clock tick at or before ``now`` (``offset`` after a multiple of interval)."""
     return math.floor((now - offset) / interval) * interval + offset
+
+
+class Burst:
+    """A run of multi-info requests of one cycle, each sent from the link's data callback.
+
+    The ordinary exchange (``SiteLogger._exchange``) costs a task switch and two turns of
+    the event loop per request. A burst sends the next request straight from the callback
+    that receives the previous answer, as long as every answer arrives whole and is exactly
+    the one expected. Anything else (an error answer, a foreign, stale, split or damaged
+    frame, a link failure, no answer within the timeout) ends the burst with that request
+    still in flight, and the ordinary exchange finishes it: matching, retries and events
+    keep one implementation.
+    """
+
+    __slots__ = ("site", "transport", "cycle", "end", "done", "timer", "sent_at", "in_flight")
+
+    def __init__(self, site: SiteLogger, transport, cycle: _Cycle, end: int) -> None:
+        self.site = site
+        self.transport = transport
+        self.cycle = cycle
+        self.end = end  # index after the last request of the burst
+        self.done: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.sent_at = 0.0  # time.monotonic() of the last send
+        self.in_flight = False
+
+    async def run(self) -> float | None:
+        """Run the burst; returns when the request left in flight was sent, or None."""
+        loop = asyncio.get_running_loop()
+        self.done = loop.create_future()
+        self.transport.chunk_hook = self.on_chunk
+        try:
+            if not self._send(self.cycle.group.requests[self.cycle.index]):
+                return None
+            self.timer = loop.call_later(self.site.site.timeout, self._check)
+            await self.done
+        finally:
+            self._release()
+        return self.sent_at if self.in_flight else None
+
+    def _send(self, request: Request) -> bool:
+        if not self.transport.send_nowait(request.frame):
+            return False
+        self.site.stats.requests += 1
+        self.sent_at = time.monotonic()
+        self.in_flight = True
+        return True
+
+    def _release(self) -> None:
+        if self.transport.chunk_hook == self.on_chunk:
+            self.transport.chunk_hook = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _finish(self) -> None:
+        self._release()
+        done = self.done
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    def _check(self) -> None:
+        """Timer: end the burst once the request in flight has had its whole timeout."""
+        left = self.sent_at + self.site.site.timeout - time.monotonic()
+        if self.in_flight and left > 1e-3 and self.done is not None:
+            self.timer = self.done.get_loop().call_later(left, self._check)
+        else:
+            self.timer = None
+            self._finish()
+
+    def on_chunk(self, chunk: bytes) -> bool:
+        """The link's data callback: take a clean answer and send the next request."""
+        site = self.site
+        cycle = self.cycle
+        request = cycle.group.requests[cycle.index]
+        if not chunk or site._framer.pending or not Framer.is_whole_frame(chunk):
+            self._finish()
+            return False
+        fflags, fsrc, fdst, sflags, sid, otype, oid = _PEEK.unpack_from(chunk)
+        if (
+            fdst != site.site.src
+            or sflags != _RESPONSE
+            or sid != _READ
+            or otype != request.object_type
+            or oid != request.object_id
+            or fsrc != request.dst
+        ):
+            self._finish()
+            return False
+        t_ms = time.time_ns() // 1_000_000
+        self.in_flight = False
+        site._answered(fflags, True)
+        site._ok(request, t_ms)
+        cycle.multi_buf += chunk
+        cycle.multi_times.append(t_ms)
+        cycle.multi_reqs.append(request)
+        cycle.index += 1
+        if cycle.index >= self.end or not self._send(cycle.group.requests[cycle.index]):
+            self._finish()
+        return True
 
 
 class SiteLogger:
@@ -473,6 +579,8 @@ class SiteLogger:
         states = [_GroupState(g, now) for g in plan.groups]  # first cycle at once
         polite = self.site.polite
         quiet_logged_until = 0.0
+        # runs of multi-info requests go out in bursts, unless polite mode paces each one
+        burst = polite is None or polite.duty_cycle >= 1.0
         try:
             while not stop.is_set():
                 if self._messages_due and self.site.messages:
@@ -503,8 +611,17 @@ class SiteLogger:
                 st = min(active, key=lambda s: s.group.interval or math.inf)
                 cycle = st.cycle
                 assert cycle is not None
-                request = cycle.group.requests[cycle.index]
-                await self._run_request(transport, request, cycle)
+                start = cycle.index
+                requests = cycle.group.requests
+                end = self._burst_end(transport, cycle) if burst else start
+                if end > start + 1:
+                    sent_at = await Burst(self, transport, cycle, end).run()
+                    if sent_at is not None:  # the burst left a request for the slow path
+                        await self._run_request(transport, requests[cycle.index], cycle, sent_at)
+                    elif cycle.index == start:  # the burst could not send at all
+                        await self._run_request(transport, requests[start], cycle)
+                else:
+                    await self._run_request(transport, requests[start], cycle)
                 if cycle.done or len(cycle.multi_reqs) >= BATCH_FRAMES:
                     self._flush_cycle(cycle)
                 if cycle.done:
@@ -514,6 +631,19 @@ class SiteLogger:
             for st in states:
                 if st.cycle is not None:
                     self._flush_cycle(st.cycle)
+
+    def _burst_end(self, transport, cycle: _Cycle) -> int:
+        """End of the run of multi-info requests a burst may send from ``cycle.index``
+        (bounded by the batch size), or ``cycle.index`` when the link has unread bytes."""
+        start = cycle.index
+        if getattr(transport, "buffered", 1) or self._framer.pending:
+            return start
+        requests = cycle.group.requests
+        limit = min(len(requests), start + BATCH_FRAMES - len(cycle.multi_reqs))
+        end = start
+        while end < limit and requests[end].kind == MULTI:
+            end += 1
+        return end
 
     def _next_tick(self, st: _GroupState, cycle: _Cycle) -> float:
         """When the group runs next; intervals with no cycle started are missed events."""
@@ -536,7 +666,9 @@ class SiteLogger:
             )
         return now  # late but inside the current interval: run at once
 
-    async def _run_request(self, transport, request: Request, cycle: _Cycle) -> None:
+    async def _run_request(
+        self, transport, request: Request, cycle: _Cycle, sent_at: float | None = None
+    ) -> None:
         polite = self.site.polite
         if polite is not None and polite.duty_cycle < 1.0:
             started = time.monotonic()
@@ -544,7 +676,7 @@ class SiteLogger:
             # leave the link free for the portal: silence in proportion to our use
             await self._sleep(polite.idle_after(time.monotonic() - started))
         else:
-            kind, frame, t_ms = await self._exchange(transport, request)
+            kind, frame, t_ms = await self._exchange(transport, request, sent_at=sent_at)
         cycle.index += 1
         if kind == OK:
             self._ok(request, t_ms)
@@ -797,12 +929,19 @@ class SiteLogger:
     # -- one exchange ------------------------------------------------------------------------
 
     async def _exchange(
-        self, transport, request: Request, *, quiet: bool = False, notice_messages: bool = True
+        self,
+        transport,
+        request: Request,
+        *,
+        quiet: bool = False,
+        notice_messages: bool = True,
+        sent_at: float | None = None,
     ):
         """Send ``request`` and wait for its answer: (OK, frame, t_ms), (ERROR, None, code)
         (TIMEOUT, None, 0) or (DAMAGED, None, 0). Retries after a timeout, a damaged answer
-        (at once, without waiting for the timeout) or a busy gateway."""
-        loop = asyncio.get_running_loop()
+        (at once, without waiting for the timeout) or a busy gateway. ``sent_at``
+        (time.monotonic()) says a burst already sent it: the first attempt only waits."""
+        monotonic = time.monotonic  # not the loop's clock: asking for the loop costs a syscall
         src = self.site.src
         timeout = self.site.timeout
         framer = self._framer
@@ -812,17 +951,20 @@ class SiteLogger:
         want_src = request.dst
         busy = damaged = False
         receive = transport.receive
-        for _attempt in range(1 + self.site.retries):
+        for attempt in range(1 + self.site.retries):
             busy = damaged = False
-            await transport.send(request.frame)
-            stats.requests += 1
-            deadline = loop.time() + timeout
+            if attempt == 0 and sent_at is not None:
+                deadline = sent_at + timeout
+            else:
+                await transport.send(request.frame)
+                stats.requests += 1
+                deadline = monotonic() + timeout
             bad_before = framer.bad_frames
-            remaining = timeout
+            remaining = deadline - monotonic()
             while remaining > 0:
                 chunk = await receive(remaining)
                 if not chunk:
-                    remaining = deadline - loop.time()
+                    remaining = deadline - monotonic()
                     continue
                 t_ms = time.time_ns() // 1_000_000
                 frames = framer.feed(chunk)
@@ -839,10 +981,7 @@ class SiteLogger:
                     if otype != want_type or oid != want_id or fsrc != want_src or sid != _READ:
                         stats.stale_frames += 1
                         continue
-                    self._flags(fflags, notice_messages)
-                    stats.frames += 1
-                    self._silent = 0
-                    self._answered_since_open = True
+                    self._answered(fflags, notice_messages)
                     if sflags & _ERROR:
                         code = (
                             _U16.unpack_from(frame, HEADER_SIZE + 10)[0]
@@ -854,7 +993,7 @@ class SiteLogger:
                             break
                         return ERROR, None, code
                     return OK, frame, t_ms
-                remaining = deadline - loop.time()
+                remaining = deadline - monotonic()
                 if busy:
                     break  # resend at once (the gateway saves its datalog)
         if busy:
@@ -867,6 +1006,13 @@ class SiteLogger:
                 self._silent = 0
                 raise LinkError(f"no answer to {SILENT_LIMIT} requests in a row")
         return TIMEOUT, None, 0
+
+    def _answered(self, fflags: int, notice_messages: bool) -> None:
+        """Book-keeping for an answer to our request: counters and the frame flags."""
+        self._flags(fflags, notice_messages)
+        self.stats.frames += 1
+        self._silent = 0
+        self._answered_since_open = True
 
     def _flags(self, fflags: int, notice_messages: bool) -> None:
         restarted = bool(fflags & _RESTARTED)
