@@ -961,8 +961,10 @@ class SiteLogger:
                 deadline = monotonic() + timeout
             bad_before = framer.bad_frames
             remaining = deadline - monotonic()
-            while remaining > 0:
-                chunk = await receive(remaining)
+            # bytes already waiting are read before a timeout is declared: on a busy
+            # machine the rest of an answer can be queued while this task was not running
+            while remaining > 0 or getattr(transport, "buffered", 0):
+                chunk = await receive(max(remaining, 0.0))
                 if not chunk:
                     remaining = deadline - monotonic()
                     continue
