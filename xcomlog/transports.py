@@ -1300,11 +1300,22 @@ class AsyncSerialTransport(AsyncTransport):
 # --- URLs ----------------------------------------------------------------------------------
 
 
+def split_host_port(text: str) -> tuple[str, str]:
+    """``HOST:PORT``, ``[IPv6]:PORT``, ``[IPv6]`` or ``HOST`` -> (host, port text).
+
+    The port text is ``""`` when there is none and the brackets of an IPv6 host are
+    removed; the callers (URLs here, the CLI's options) check the port their own way.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, rest.lstrip(":")
+    host, sep, port_text = text.rpartition(":")
+    return (host, port_text) if sep else (text, "")
+
+
 def _split_host_port(netloc: str, default_port: int | None, what: str) -> tuple[str, int]:
-    host, sep, port_text = netloc.rpartition(":")
-    if not sep or "]" in port_text:
-        host, port_text = netloc, ""
-    host = host.strip("[]")
+    host, port_text = split_host_port(netloc)
     if port_text:
         try:
             port = int(port_text)

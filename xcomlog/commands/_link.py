@@ -114,14 +114,9 @@ def _port(text: str, option: str) -> int:
 
 
 def _host_port(value: str, option: str, default_port: int | None, example: str) -> tuple[str, int]:
-    text = value.strip()
-    if text.startswith("["):  # [IPv6]:port
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.lstrip(":")
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep:
-            host, port_text = text, ""
+    from ..transports import split_host_port
+
+    host, port_text = split_host_port(value)
     if not port_text:
         if default_port is None:
             _fail(f"{option} needs HOST:PORT, e.g. {example}; got {value!r}")

@@ -16,11 +16,12 @@ def _host_port(
     text: str, default_host: str = "127.0.0.1", need_host: bool = False
 ) -> tuple[str, int]:
     """``HOST:PORT``, ``[v6]:PORT`` or ``PORT`` -> (host, port); argparse-friendly errors."""
-    text = text.strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = "", text
-    host = host.strip("[]") or ("" if need_host else default_host)
+    from ..transports import split_host_port
+
+    host, port_text = split_host_port(text)
+    if not port_text:  # a bare PORT
+        host, port_text = "", host
+    host = host or ("" if need_host else default_host)
     if need_host and not host:
         raise argparse.ArgumentTypeError(f"{text!r}: give HOST:PORT")
     try:
