@@ -922,16 +922,45 @@ class _StreamProtocol(asyncio.Protocol):
         self.owner._connection_lost(self, exc)
 
 
-class AsyncTcpClientTransport(_TcpClientConfig, AsyncTransport):
-    """asyncio twin of ``TcpClientTransport``."""
+class _AsyncStreamTransport(AsyncTransport):
+    """What both asyncio TCP transports share: the current connection, its bytes, writes."""
 
-    def __init__(self, host: str, port: int = DEFAULT_TCP_PORT) -> None:
-        super().__init__(host, port)
-        self._protocol: _StreamProtocol | None = None
+    _protocol: _StreamProtocol | None = None
 
     @property
     def is_open(self) -> bool:
         return self._protocol is not None and not self._protocol.closed
+
+    @abc.abstractmethod
+    def _not_connected(self) -> str:
+        """The LinkError text for a send without a connection."""
+
+    def _data_from(self, protocol: _StreamProtocol, data: bytes) -> None:
+        if protocol is self._protocol:
+            self._feed(data)
+
+    async def send(self, data: bytes) -> None:
+        if not self.send_nowait(data):
+            raise LinkError(self._not_connected())
+
+    def send_nowait(self, data: bytes) -> bool:
+        protocol = self._protocol
+        if protocol is None or protocol.closed or protocol.transport is None:
+            return False
+        protocol.transport.write(data)
+        self._sent(data)
+        return True
+
+
+class AsyncTcpClientTransport(_TcpClientConfig, _AsyncStreamTransport):
+    """asyncio twin of ``TcpClientTransport``."""
+
+    def __init__(self, host: str, port: int = DEFAULT_TCP_PORT) -> None:
+        super().__init__(host, port)
+        self._protocol = None
+
+    def _not_connected(self) -> str:
+        return f"not connected to {self.host}:{self.port}"
 
     async def open(self, timeout: float | None = None) -> None:
         if self.is_open:
@@ -952,10 +981,6 @@ class AsyncTcpClientTransport(_TcpClientConfig, AsyncTransport):
     def _connection_made(self, protocol: _StreamProtocol) -> None:
         self._protocol = protocol
 
-    def _data_from(self, protocol: _StreamProtocol, data: bytes) -> None:
-        if protocol is self._protocol:
-            self._feed(data)
-
     def _connection_lost(self, protocol: _StreamProtocol, exc: Exception | None) -> None:
         if protocol is self._protocol:
             self._fail(LinkError(f"{self.host}:{self.port} closed the connection"))
@@ -965,20 +990,8 @@ class AsyncTcpClientTransport(_TcpClientConfig, AsyncTransport):
         if protocol is not None and protocol.transport is not None:
             protocol.transport.close()
 
-    async def send(self, data: bytes) -> None:
-        if not self.send_nowait(data):
-            raise LinkError(f"not connected to {self.host}:{self.port}")
 
-    def send_nowait(self, data: bytes) -> bool:
-        protocol = self._protocol
-        if protocol is None or protocol.closed or protocol.transport is None:
-            return False
-        protocol.transport.write(data)
-        self._sent(data)
-        return True
-
-
-class AsyncTcpServerTransport(_ListenConfig, AsyncTransport):
+class AsyncTcpServerTransport(_ListenConfig, _AsyncStreamTransport):
     """asyncio twin of ``TcpServerTransport`` (same allow-list and replacement rules)."""
 
     def __init__(
@@ -990,7 +1003,7 @@ class AsyncTcpServerTransport(_ListenConfig, AsyncTransport):
     ) -> None:
         super().__init__(host, port, allow=allow)
         self._server: asyncio.base_events.Server | None = None
-        self._protocol: _StreamProtocol | None = None
+        self._protocol = None
         self._connected: asyncio.Event | None = None
 
     @property
@@ -1015,9 +1028,8 @@ class AsyncTcpServerTransport(_ListenConfig, AsyncTransport):
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("listening for the Moxa on %s:%d", self.host, self.port)
 
-    @property
-    def is_open(self) -> bool:
-        return self._protocol is not None and not self._protocol.closed
+    def _not_connected(self) -> str:
+        return f"the Moxa is not connected to {self.host}:{self.port}"
 
     async def open(self, timeout: float | None = None) -> None:
         await self.bind()
@@ -1063,10 +1075,6 @@ class AsyncTcpServerTransport(_ListenConfig, AsyncTransport):
         assert self._connected is not None
         self._connected.set()
 
-    def _data_from(self, protocol: _StreamProtocol, data: bytes) -> None:
-        if protocol is self._protocol:
-            self._feed(data)
-
     def _connection_lost(self, protocol: _StreamProtocol, exc: Exception | None) -> None:
         if protocol is self._protocol:
             assert self._connected is not None
@@ -1101,18 +1109,6 @@ class AsyncTcpServerTransport(_ListenConfig, AsyncTransport):
         if server is not None:
             server.close()
             await server.wait_closed()
-
-    async def send(self, data: bytes) -> None:
-        if not self.send_nowait(data):
-            raise LinkError(f"the Moxa is not connected to {self.host}:{self.port}")
-
-    def send_nowait(self, data: bytes) -> bool:
-        protocol = self._protocol
-        if protocol is None or protocol.closed or protocol.transport is None:
-            return False
-        protocol.transport.write(data)
-        self._sent(data)
-        return True
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
