@@ -11,6 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def spec_checksum(data: bytes) -> bytes:
+    """The checksum loop of section 3.4, literally (the oracle both codecs are tested against)."""
+    a, b = 0xFF, 0
+    for byte in data:
+        a = (a + byte) % 0x100
+        b = (b + a) % 0x100
+    return bytes((a, b))
+
+
 def h(text: str) -> bytes:
     """Bytes from the specification's spaced hexadecimal notation."""
     return bytes.fromhex(text)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from spec_frames import SPEC_BY_NAME
+from spec_frames import SPEC_BY_NAME, spec_checksum
 
 from xcomlog import codec as selected
 from xcomlog.exceptions import (
@@ -25,15 +25,6 @@ from xcomlog.protocol import ErrorCode, Format, ObjectType, Property, Service
 
 REQUEST = SPEC_BY_NAME["read user info 3000 request"].wire
 RESPONSE = SPEC_BY_NAME["read user info 3000 response"].wire
-
-
-def spec_checksum(data: bytes) -> bytes:
-    """The loop of section 3.4, literally."""
-    a, b = 0xFF, 0
-    for byte in data:
-        a = (a + byte) % 0x100
-        b = (b + a) % 0x100
-    return bytes((a, b))
 
 
 def test_selected_implementation_is_inspectable():

@@ -9,20 +9,13 @@ import numpy as np
 from codec_strategies import as_tuple, encode, frame_fields, u8, u16, u32
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spec_frames import spec_checksum
 
 from xcomlog.protocol import Format
 
 PROPERTY = settings(
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-def spec_checksum(data: bytes) -> bytes:
-    a, b = 0xFF, 0
-    for byte in data:
-        a = (a + byte) % 0x100
-        b = (b + a) % 0x100
-    return bytes((a, b))
 
 
 @PROPERTY
