@@ -15,7 +15,8 @@ import os
 import socket
 import subprocess
 import sys
-import time
+
+from benchmarks import best_rate
 
 TARGET = 10_000.0
 
@@ -42,17 +43,6 @@ def _requests() -> dict[str, list[bytes]]:
     }
 
 
-def _rate(func, seconds: float) -> float:
-    """Calls per second of ``func()`` (which returns how many requests it did)."""
-    done = 0
-    start = time.perf_counter()
-    while True:
-        done += func()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return done / elapsed
-
-
 def _in_process(seconds: float) -> list[dict]:
     from xcomlog import codec
     from xcomlog.sim import Simulator
@@ -74,13 +64,12 @@ def _in_process(seconds: float) -> list[dict]:
                 sim.handle(r)
             return len(requests)
 
-        batch()
         for label, func in (("", batch), (" uncached", cold)):
             rows.append(
                 {
                     "benchmark": f"sim in-process {name}{label}",
                     "metric": "requests/s",
-                    "value": _rate(func, seconds),
+                    "value": best_rate(func, seconds, 1),
                     "unit": "req/s",
                     "codec": codec.IMPLEMENTATION,
                 }
@@ -171,8 +160,7 @@ def _tcp(address: tuple[str, int], requests: list[bytes], seconds: float, window
                     pass
             return count
 
-        batch()
-        return _rate(batch, seconds)
+        return best_rate(batch, seconds, 1)
 
 
 def _echo_floor(requests: list[bytes], seconds: float) -> float:
