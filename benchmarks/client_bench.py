@@ -198,7 +198,7 @@ class _AsyncInstantLink:
 
 def _overhead_rows(seconds: float, repeats: int) -> list[dict]:
     from xcomlog import client as client_module
-    from xcomlog.transports import AsyncTransport, Transport
+    from xcomlog.links import AsyncTransport, Transport
 
     # The instant links duck-type the transport interface; register them for isinstance.
     Transport.register(_InstantLink)
@@ -245,7 +245,7 @@ def _overhead_rows(seconds: float, repeats: int) -> list[dict]:
 
 def _tcp_rows(seconds: float, repeats: int) -> list[dict]:
     from xcomlog.client import XcomClient
-    from xcomlog.transports import TcpServerTransport
+    from xcomlog.links import TcpServerTransport
 
     rows = []
     server = TcpServerTransport("127.0.0.1", 0)
@@ -319,7 +319,7 @@ def _xcom_proto_rate(seconds: float, repeats: int) -> float | None:
 
 def _async_links_rows(seconds: float, links: int) -> list[dict]:
     from xcomlog.client import AsyncXcomClient
-    from xcomlog.transports import AsyncTcpServerTransport
+    from xcomlog.links import AsyncTcpServerTransport
 
     async def poll(n: int) -> float:
         servers = [AsyncTcpServerTransport("127.0.0.1", 0) for _ in range(n)]

@@ -124,7 +124,7 @@ class _Timed:
         self.recvs: list[tuple[float, int]] = []
 
     def __call__(self, url: str):
-        from xcomlog.transports import open_async_transport
+        from xcomlog.links import open_async_transport
 
         transport = open_async_transport(url)
         # every request goes out through send_nowait (send calls it; bursts call it

@@ -16,6 +16,7 @@ from test_client_support import FakeGateway, FakeTransport, VirtualClock, defaul
 
 from xcomlog import codec
 from xcomlog.client import AsyncXcomClient, XcomClient
+from xcomlog.engine import PolitePolicy, Request
 from xcomlog.exceptions import (
     CatalogError,
     DeviceError,
@@ -33,7 +34,6 @@ from xcomlog.protocol import (
     Property,
     Service,
 )
-from xcomlog.session import PolitePolicy, Request
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -537,7 +537,7 @@ def test_polite_quiet_window_and_duty_cycle():
 
 def test_polite_duty_cycle_spaces_requests(monkeypatch):
     slept = []
-    monkeypatch.setattr("xcomlog.session.time.sleep", lambda s: slept.append(s))
+    monkeypatch.setattr("xcomlog.engine.driving.time.sleep", lambda s: slept.append(s))
     clock = VirtualClock()
     gw = default_gateway()
     link = FakeTransport(gw, clock)
@@ -598,7 +598,7 @@ def test_download_when_acks_never_get_through_ends_with_a_timeout():
 
 def test_polite_quiet_window_pauses_before_the_request(monkeypatch):
     slept = []
-    monkeypatch.setattr("xcomlog.session.time.sleep", lambda s: slept.append(s))
+    monkeypatch.setattr("xcomlog.engine.driving.time.sleep", lambda s: slept.append(s))
     policy = PolitePolicy.parse("00:00-23:59")
     monkeypatch.setattr(policy, "quiet_remaining", lambda now=None: 42.0)
     client, gw, _ = make_client(polite=policy)

@@ -17,15 +17,15 @@ pytest.importorskip("xcomlog.sim.links")
 
 from xcomlog.client import AsyncXcomClient, XcomClient  # noqa: E402
 from xcomlog.exceptions import DeviceError, LinkError, XcomTimeout  # noqa: E402
-from xcomlog.protocol import ErrorCode, Family, FrameFlag, Property  # noqa: E402
-from xcomlog.sim import FaultConfig, Simulator  # noqa: E402
-from xcomlog.transports import (  # noqa: E402
+from xcomlog.links import (  # noqa: E402
     AsyncTcpServerTransport,
     SerialTransport,
     TcpClientTransport,
     TcpServerTransport,
     UdpTransport,
 )
+from xcomlog.protocol import ErrorCode, Family, FrameFlag, Property  # noqa: E402
+from xcomlog.sim import FaultConfig, Simulator  # noqa: E402
 
 LINKS = ["pty", "tcp", "listen", "udp"]
 

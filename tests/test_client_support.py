@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from xcomlog import codec
 from xcomlog.exceptions import LinkError
+from xcomlog.links import AsyncTransport, Transport
 from xcomlog.protocol import (
     ADDRESS_GATEWAY,
     ErrorCode,
@@ -25,7 +26,6 @@ from xcomlog.protocol import (
     Service,
     ServiceFlag,
 )
-from xcomlog.transports import AsyncTransport, Transport
 
 FLAGS = 0x34  # SD card present, new datalog file, datalogger supported (the spec's examples)
 

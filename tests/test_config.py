@@ -160,7 +160,7 @@ points = ["vs:15010", "Battery voltage"]
 def test_polite_mode_uses_the_client_policy():
     import datetime as dt
 
-    from xcomlog.session import PolitePolicy
+    from xcomlog.engine import PolitePolicy
 
     cfg = simple_config("tcp://h:1", "out", polite={"quiet": "23:50-00:20", "tz": "UTC"})
     policy = cfg.sites[0].polite

@@ -13,6 +13,7 @@ import numpy as np
 
 from xcomlog import codec
 from xcomlog.exceptions import LinkError
+from xcomlog.links import AsyncTransport
 from xcomlog.protocol import (
     ADDRESS_DTE,
     FAMILY_ADDRESSES,
@@ -21,7 +22,6 @@ from xcomlog.protocol import (
     Service,
     ServiceFlag,
 )
-from xcomlog.transports import AsyncTransport
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from xcomlog import importer, sdcard
 from xcomlog.protocol import Family
 
-sim_sdcard = pytest.importorskip("xcomlog.sim.sdcard")
+sim_sdcard = pytest.importorskip("xcomlog.sim.sd_files")
 responder = pytest.importorskip("xcomlog.sim.responder")
 
 DAY = dt.date(2024, 6, 1)

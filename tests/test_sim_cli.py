@@ -17,7 +17,7 @@ from xcomlog import codec
 from xcomlog.exceptions import ValidationError
 from xcomlog.protocol import DATALOG_INFOS, Family, xt
 from xcomlog.sim import Installation, Simulator
-from xcomlog.sim.sdcard import parse_name, render_day
+from xcomlog.sim.sd_files import parse_name, render_day
 
 pytestmark = pytest.mark.timeout(60)
 

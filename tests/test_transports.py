@@ -19,8 +19,7 @@ from test_client_support import TcpPeer, default_gateway
 from xcomlog import codec
 from xcomlog.client import AsyncXcomClient, XcomClient
 from xcomlog.exceptions import LinkError
-from xcomlog.protocol import ObjectType, Property, Service
-from xcomlog.transports import (
+from xcomlog.links import (
     AsyncTcpServerTransport,
     AsyncUdpTransport,
     SerialTransport,
@@ -30,6 +29,7 @@ from xcomlog.transports import (
     open_async_transport,
     open_transport,
 )
+from xcomlog.protocol import ObjectType, Property, Service
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -2,7 +2,7 @@
 
 ``XcomClient`` (blocking) and ``AsyncXcomClient`` (asyncio) expose the same operations.
 Each operation is written once, below in ``_Operations``, as a generator over the I/O
-commands of ``xcomlog.session``; the two classes only drive those generators::
+commands of the protocol engine (``xcomlog.engine``); the two classes only drive those generators::
 
     from xcomlog.client import XcomClient
     with XcomClient("tcp://192.168.1.10:4001") as xcom:
@@ -25,6 +25,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from . import codec
+from .engine import (
+    Operation,
+    PolitePolicy,
+    Request,
+    Session,
+    multi_info_aggregation,
+    run_async,
+    run_sync,
+)
 from .exceptions import (
     CatalogError,
     DeviceError,
@@ -33,10 +42,10 @@ from .exceptions import (
     XcomError,
     XcomTimeout,
 )
+from .links import AsyncTransport, Transport, open_transport
 from .protocol import (
     ADDRESS_DTE,
     ADDRESS_GATEWAY,
-    AGGREGATION_DEVICE_MAX,
     CUSTOM_DATALOG_FIELD_MAX,
     FAMILY_ADDRESSES,
     FILE_OBJECT_DIRECTORY,
@@ -46,10 +55,11 @@ from .protocol import (
     MULTI_INFO_OBJECT_ID,
     MULTI_INFO_RESPONSE_HEADER_SIZE,
     MULTI_INFO_RESPONSE_ITEM_SIZE,
+    NO_MULTI_INFO_ERRORS,
+    NO_SUCH_MESSAGE_ERRORS,
     RESPONSE_TIMEOUT_S,
     STRING_ENCODING,
     AccessLevel,
-    Aggregation,
     ErrorCode,
     Family,
     Format,
@@ -57,40 +67,15 @@ from .protocol import (
     ObjectType,
     Property,
     Service,
-    device_index,
     device_name,
     family_of_address,
-    is_multicast,
-    is_phase,
 )
 from .records import Frame
-from .session import Operation, PolitePolicy, Request, Session, run_async, run_sync
-from .transports import AsyncTransport, Transport, open_transport
 
 log = logging.getLogger("xcomlog.client")
 
 T = TypeVar("T")
 
-#: Error codes meaning "this gateway has no multi-info service": fall back to single reads.
-_NO_MULTI_INFO = frozenset(
-    {
-        ErrorCode.SERVICE_NOT_SUPPORTED,
-        ErrorCode.TYPE_NOT_SUPPORTED,
-        ErrorCode.OBJECT_ID_NOT_FOUND,
-        ErrorCode.PROPERTY_NOT_SUPPORTED,
-        ErrorCode.SCOM_ERROR_OBJECT_NOT_SUPPORTED,
-        ErrorCode.INVALID_SERVICE_ARGUMENT,
-    }
-)
-#: Errors that end a walk through the message log (no message at that index).
-_NO_SUCH_MESSAGE = frozenset(
-    {
-        ErrorCode.OBJECT_ID_NOT_FOUND,
-        ErrorCode.INVALID_SERVICE_ARGUMENT,
-        ErrorCode.READ_PROPERTY_FAILED,
-        ErrorCode.INVALID_DATA,
-    }
-)
 _VALUE_PROPERTIES = frozenset(
     {Property.VALUE_QSP, Property.MIN_QSP, Property.MAX_QSP, Property.UNSAVED_VALUE_QSP}
 )
@@ -146,20 +131,6 @@ def _version(msb: float, lsb: float) -> str:
 
 def _first_address(family: Family) -> int:
     return FAMILY_ADDRESSES[family][1]
-
-
-def _aggregation(address: int) -> int:
-    """Multi-info aggregation that selects ``address``: its device index, master for multicast."""
-    if is_multicast(address):
-        return Aggregation.MASTER
-    if is_phase(address):
-        raise ValidationError(f"multi-info cannot address a phase ({device_name(address)})")
-    if address == ADDRESS_GATEWAY or family_of_address(address) is None:
-        raise ValidationError(f"multi-info cannot read infos of address {address}")
-    index = device_index(address)
-    if index > AGGREGATION_DEVICE_MAX:
-        raise ValidationError(f"address {address} has no multi-info aggregation")
-    return index
 
 
 class _Operations:
@@ -425,7 +396,7 @@ class _Operations:
                 number, address, aggregation = item  # type: ignore[misc]
             else:
                 number, address = item  # type: ignore[misc]
-                aggregation = _aggregation(address)
+                aggregation = multi_info_aggregation(address)
             wanted.append((int(number), int(address), int(aggregation)))
         result: dict[tuple[int, int], Any] = {}
         session = self._session
@@ -436,7 +407,7 @@ class _Operations:
                 try:
                     frame = yield from self._multi_info(batch)
                 except DeviceError as exc:
-                    if exc.code in _NO_MULTI_INFO and session.multi_info_supported is None:
+                    if exc.code in NO_MULTI_INFO_ERRORS and session.multi_info_supported is None:
                         log.info(
                             "the gateway has no multi-info service (%s): single reads", exc.name
                         )
@@ -512,7 +483,7 @@ class _Operations:
                 ObjectType.MESSAGE, 0, Property.NONE, ADDRESS_GATEWAY
             )
         except DeviceError as exc:
-            if exc.code in _NO_SUCH_MESSAGE:
+            if exc.code in NO_SUCH_MESSAGE_ERRORS:
                 return out  # an empty log
             raise
         message = codec.decode_message(first.data)
@@ -532,7 +503,7 @@ class _Operations:
                     ObjectType.MESSAGE, index, Property.NONE, ADDRESS_GATEWAY
                 )
             except DeviceError as exc:
-                if exc.code in _NO_SUCH_MESSAGE:
+                if exc.code in NO_SUCH_MESSAGE_ERRORS:
                     break
                 raise
             message = codec.decode_message(frame.data)
@@ -868,7 +839,7 @@ class XcomClient(_Operations):
 
     ``timeout`` is per try (the specification's 2 s), ``retries`` the extra tries after
     a timeout or a broken link; more tuning (backoff, busy_timeout, reconnect_timeout)
-    goes to ``xcomlog.session.Session``. Use as a context manager, or ``open``/``close``.
+    goes to ``xcomlog.engine.Session``. Use as a context manager, or ``open``/``close``.
     """
 
     def __init__(

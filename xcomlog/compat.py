@@ -34,6 +34,14 @@ from typing import Any
 
 from . import codec
 from .exceptions import CatalogError, DeviceError, ValueFormatError
+from .links import (
+    DEFAULT_TCP_PORT,
+    DEFAULT_UDP_PORT,
+    DEFAULT_UDP_REPLY_PORT,
+    SerialTransport,
+    TcpServerTransport,
+    UdpTransport,
+)
 from .protocol import (
     ADDRESS_XT_MULTICAST,
     DEFAULT_BAUDRATE,
@@ -49,14 +57,6 @@ from .protocol import (
     family_of_address,
     is_multicast,
     is_phase,
-)
-from .transports import (
-    DEFAULT_TCP_PORT,
-    DEFAULT_UDP_PORT,
-    DEFAULT_UDP_REPLY_PORT,
-    SerialTransport,
-    TcpServerTransport,
-    UdpTransport,
 )
 
 log = logging.getLogger("xcomlog.compat")

@@ -224,6 +224,40 @@ def error_meaning(code: int) -> str:
     return ERROR_MEANINGS.get(code, "")
 
 
+#: Multi-info refusals meaning "this gateway has no multi-info service": read user infos
+#: one by one instead (the client and the logger both fall back on exactly these).
+NO_MULTI_INFO_ERRORS = frozenset(
+    {
+        ErrorCode.SERVICE_NOT_SUPPORTED,
+        ErrorCode.TYPE_NOT_SUPPORTED,
+        ErrorCode.OBJECT_ID_NOT_FOUND,
+        ErrorCode.PROPERTY_NOT_SUPPORTED,
+        ErrorCode.SCOM_ERROR_OBJECT_NOT_SUPPORTED,
+        ErrorCode.INVALID_SERVICE_ARGUMENT,
+    }
+)
+#: Errors that end a walk through the message log (no message at that index).
+NO_SUCH_MESSAGE_ERRORS = frozenset(
+    {
+        ErrorCode.OBJECT_ID_NOT_FOUND,
+        ErrorCode.INVALID_SERVICE_ARGUMENT,
+        ErrorCode.READ_PROPERTY_FAILED,
+        ErrorCode.INVALID_DATA,
+    }
+)
+#: Device errors worth sending the same request again for (the device did not answer the gateway).
+RETRYABLE_ERRORS = frozenset({ErrorCode.RESPONSE_TIMEOUT})
+
+# Plain-int copies of the flag bits the hot paths test (IntFlag arithmetic costs microseconds).
+FLAG_MESSAGE_PENDING = int(FrameFlag.MESSAGE_PENDING)
+FLAG_RESTARTED = int(FrameFlag.RESTARTED)
+FLAG_SD_CARD_PRESENT = int(FrameFlag.SD_CARD_PRESENT)
+FLAG_NEW_DATALOG_FILE = int(FrameFlag.NEW_DATALOG_FILE)
+FLAG_DATALOGGER_SUPPORTED = int(FrameFlag.DATALOGGER_SUPPORTED)
+FLAG_RESPONSE = int(ServiceFlag.RESPONSE)
+FLAG_ERROR = int(ServiceFlag.ERROR)
+
+
 class Aggregation(enum.IntEnum):
     """Multi-info aggregation types (section 4.9.1); 0x01-0x0F address device 1-15."""
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..links import DEFAULT_OPEN_TIMEOUT
 from ..protocol import RESPONSE_TIMEOUT_S
-from ..transports import DEFAULT_OPEN_TIMEOUT
 
 LINK_OPTIONS = ("serial", "tcp", "listen", "udp")
 
@@ -114,7 +114,7 @@ def _port(text: str, option: str) -> int:
 
 
 def _host_port(value: str, option: str, default_port: int | None, example: str) -> tuple[str, int]:
-    from ..transports import split_host_port
+    from ..links import split_host_port
 
     host, port_text = split_host_port(value)
     if not port_text:
@@ -126,8 +126,8 @@ def _host_port(value: str, option: str, default_port: int | None, example: str) 
 
 def link_url(args: argparse.Namespace) -> str | None:
     """The transport URL the link options describe, None if none was given."""
+    from ..links import DEFAULT_TCP_PORT, DEFAULT_UDP_PORT, DEFAULT_UDP_REPLY_PORT
     from ..protocol import DEFAULT_BAUDRATE, FAST_BAUDRATE
-    from ..transports import DEFAULT_TCP_PORT, DEFAULT_UDP_PORT, DEFAULT_UDP_REPLY_PORT
 
     given = [name for name in LINK_OPTIONS if getattr(args, name, None)]
     if len(given) > 1:
@@ -189,7 +189,7 @@ def _url_host(host: str) -> str:
 
 def transport_from_args(args: argparse.Namespace) -> Any:
     """The (unopened) transport of the link options; ValidationError if none or a bad one."""
-    from ..transports import open_transport
+    from ..links import open_transport
 
     url = link_url(args)
     if url is None:
@@ -209,7 +209,7 @@ def polite_from_args(args: argparse.Namespace) -> Any:
     duty = getattr(args, "duty_cycle", None)
     if quiet is None and duty is None:
         return None
-    from ..session import PolitePolicy
+    from ..engine import PolitePolicy
 
     try:
         return PolitePolicy.parse(quiet or (), duty_cycle=1.0 if duty is None else duty)

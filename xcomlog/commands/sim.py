@@ -16,7 +16,7 @@ def _host_port(
     text: str, default_host: str = "127.0.0.1", need_host: bool = False
 ) -> tuple[str, int]:
     """``HOST:PORT``, ``[v6]:PORT`` or ``PORT`` -> (host, port); argparse-friendly errors."""
-    from ..transports import split_host_port
+    from ..links import split_host_port
 
     host, port_text = split_host_port(text)
     if not port_text:  # a bare PORT

@@ -414,7 +414,7 @@ def _parse_polite(value: object, where: str):
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: expected a table with quiet, duty_cycle and/or tz")
     _check_keys(value, {"quiet", "duty_cycle", "tz"}, where)
-    from ..session import PolitePolicy
+    from ..engine import PolitePolicy
 
     quiet = value.get("quiet", ())
     if isinstance(quiet, str):

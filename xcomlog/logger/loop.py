@@ -407,7 +407,7 @@ class SiteLogger:
     def _transport(self):
         if self._factory is not None:
             return self._factory(self.site.link)
-        from ..transports import open_async_transport
+        from ..links import open_async_transport
 
         return open_async_transport(self.site.link)
 

@@ -95,10 +95,14 @@ class FaultInjector:
         seed: int | None = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock
+        self.reconfigure(config, seed)
+
+    def reconfigure(self, config: FaultConfig | None, seed: int | None = 0) -> None:
+        """Start over with ``config`` (re-seeded): links holding this injector follow."""
         self.config = config or FaultConfig()
         self.rng = random.Random(seed)
-        self.clock = clock
-        self.started = clock()
+        self.started = self.clock()
         self._last_restart = 0
         self.counts: dict[str, int] = {}
 

@@ -2,8 +2,9 @@
 
 Each link is a context manager running in background threads: started on enter, stopped
 (threads joined, sockets and file descriptors closed) on exit. They decode the incoming
-byte stream with the codec's StreamDecoder, answer through the simulator, apply its delay
-faults and, with ``baud=N``, pace both directions at 11 bits per byte (8E1), so that a
+byte stream with the codec's StreamDecoder, answer each request through a frame handler
+(the simulator's ``handle_frame``), apply the delay and disconnection faults of a
+``FaultInjector`` and, with ``baud=N``, pace both directions at 11 bits per byte (8E1), so that a
 38400 bps link takes as long as the real one.
 """
 
@@ -18,14 +19,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import codec
 from ..exceptions import LinkError
 from ..protocol import BITS_PER_BYTE_8E1, DEFAULT_BAUDRATE
+from ..records import Frame
+from .faults import FaultInjector
 
-if TYPE_CHECKING:
-    from .responder import Simulator
+#: Answers one decoded request frame with the byte chunks to send back (``Simulator.handle_frame``).
+FrameHandler = Callable[[Frame], list[bytes]]
 
 log = logging.getLogger("xcomlog.sim")
 
@@ -56,10 +59,13 @@ class Link:
 
     kind = "link"
 
-    def __init__(self, sim: Simulator, baud: int | None = None) -> None:
+    def __init__(
+        self, handler: FrameHandler, injector: FaultInjector, baud: int | None = None
+    ) -> None:
         if baud is not None and baud <= 0:
             raise ValueError(f"baud must be > 0, got {baud}")
-        self.sim = sim
+        self.handler = handler
+        self.injector = injector
         self.baud = baud
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -96,7 +102,7 @@ class Link:
 
     def down(self) -> bool:
         """True while a scheduled disconnection (fault) is under way."""
-        return self.sim.injector.link_down(self.started_at)
+        return self.injector.link_down(self.started_at)
 
     def _answer(
         self,
@@ -110,9 +116,9 @@ class Link:
         if rx.byte_time:
             rx.wait(len(chunk), self._stop)
         for frame in decoder.feed(chunk):
-            chunks = self.sim.handle_frame(frame)
+            chunks = self.handler(frame)
             self.requests += 1
-            delay = self.sim.injector.delay() if self.sim.faults._active else 0.0
+            delay = self.injector.delay() if self.injector.config.active else 0.0
             if delay:
                 self._stop.wait(delay)
             for out in chunks:
@@ -133,13 +139,14 @@ class TcpServerLink(Link):
 
     def __init__(
         self,
-        sim: Simulator,
+        handler: FrameHandler,
+        injector: FaultInjector,
         host: str = "127.0.0.1",
         port: int = 0,
         baud: int | None = None,
         shared: bool = False,
     ) -> None:
-        super().__init__(sim, baud)
+        super().__init__(handler, injector, baud)
         self.shared = shared
         self._bind = (host, port)
         self._server: socket.socket | None = None
@@ -178,7 +185,7 @@ class TcpServerLink(Link):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # Blocking without a timeout saves a poll() per recv; stop() and the disconnect
             # fault shut the socket down, which wakes the recv.
-            conn.settimeout(None if not self.sim.faults.disconnect_every_s else _POLL_S)
+            conn.settimeout(None if not self.injector.config.disconnect_every_s else _POLL_S)
             with self._conns_lock:
                 self._conns.add(conn)
             self.connections += 1
@@ -241,13 +248,14 @@ class TcpClientLink(Link):
 
     def __init__(
         self,
-        sim: Simulator,
+        handler: FrameHandler,
+        injector: FaultInjector,
         host: str,
         port: int,
         baud: int | None = None,
         retry_s: float = 0.5,
     ) -> None:
-        super().__init__(sim, baud)
+        super().__init__(handler, injector, baud)
         self.address = (host, int(port))
         self.retry_s = retry_s
         self.connected = threading.Event()
@@ -310,13 +318,14 @@ class UdpLink(Link):
 
     def __init__(
         self,
-        sim: Simulator,
+        handler: FrameHandler,
+        injector: FaultInjector,
         host: str = "127.0.0.1",
         port: int = 0,
         reply_port: int | None = None,
         baud: int | None = None,
     ) -> None:
-        super().__init__(sim, baud)
+        super().__init__(handler, injector, baud)
         self._bind = (host, port)
         self.reply_port = reply_port
         self._sock: socket.socket | None = None
@@ -380,8 +389,10 @@ class PtyLink(Link):
 
     kind = "pty"
 
-    def __init__(self, sim: Simulator, baud: int | None = None) -> None:
-        super().__init__(sim, baud)
+    def __init__(
+        self, handler: FrameHandler, injector: FaultInjector, baud: int | None = None
+    ) -> None:
+        super().__init__(handler, injector, baud)
         self.path = ""
         self._master = -1
         self._slave = -1

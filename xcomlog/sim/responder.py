@@ -28,6 +28,12 @@ from ..protocol import (
     FILE_BLOCK_SIZE,
     FILE_OBJECT_DIRECTORY,
     FILE_OBJECT_FILE,
+    FLAG_DATALOGGER_SUPPORTED,
+    FLAG_MESSAGE_PENDING,
+    FLAG_NEW_DATALOG_FILE,
+    FLAG_RESPONSE,
+    FLAG_RESTARTED,
+    FLAG_SD_CARD_PRESENT,
     FLASH_SAVE_PARAMETERS,
     FORMAT_SIZES,
     MULTI_INFO_MAX_ITEMS,
@@ -41,12 +47,10 @@ from ..protocol import (
     ErrorCode,
     Family,
     Format,
-    FrameFlag,
     MultiInfoFlag,
     ObjectType,
     Property,
     Service,
-    ServiceFlag,
     family_of_address,
     is_multicast,
     is_phase,
@@ -54,7 +58,7 @@ from ..protocol import (
 from .faults import FaultConfig, FaultInjector
 from .installation import Device, Installation
 from .messages import MessageLog, seed_history
-from .sdcard import SdCard
+from .sd_files import SdCard
 from .values import ValueModel
 
 log = logging.getLogger("xcomlog.sim")
@@ -72,12 +76,6 @@ _PARAM_PROPERTIES = frozenset(
 _INT_FORMATS = frozenset(
     {Format.SHORT_ENUM, Format.LONG_ENUM, Format.INT32, Format.FORMAT, Format.ERROR}
 )
-_RESPONSE_FLAG = int(ServiceFlag.RESPONSE)
-_DATALOGGER_SUPPORTED = int(FrameFlag.DATALOGGER_SUPPORTED)
-_SD_CARD_PRESENT = int(FrameFlag.SD_CARD_PRESENT)
-_NEW_DATALOG_FILE = int(FrameFlag.NEW_DATALOG_FILE)
-_RESTARTED = int(FrameFlag.RESTARTED)
-_MESSAGE_PENDING = int(FrameFlag.MESSAGE_PENDING)
 #: Another DTE on a shared link (foreign frames are addressed to it).
 OTHER_CLIENT = 2
 #: Reads whose answer never changes within a second are cached up to this many entries.
@@ -275,7 +273,7 @@ class Simulator:
     def faults(self, config: FaultConfig) -> None:
         with self._lock:
             self._faults = config
-            self.injector = FaultInjector(config, self.seed)
+            self.injector.reconfigure(config, self.seed)
 
     # --- public helpers for tests and tools ----------------------------------------
 
@@ -355,7 +353,7 @@ class Simulator:
 
     def handle_frame(self, frame: Any) -> list[bytes]:
         """Byte chunks answering one decoded request, faults applied."""
-        if frame.service_flags & _RESPONSE_FLAG:
+        if frame.service_flags & FLAG_RESPONSE:
             return []  # a response (another client's, or an echo) is not a request
         injector = self.injector
         with self._lock:
@@ -504,6 +502,24 @@ class Simulator:
         if pinned is not None:
             return pinned
         return self.value_at(device.address, number, self.now())
+
+    # --- what the SD card reads (``sd_files.DatalogSource``) ----------------------
+
+    def devices_by_family(self) -> dict[Family, list[Device]]:
+        """The installation's devices, per family."""
+        return self._family_devices
+
+    def info_datapoints(self, family: Family) -> dict[int, Any]:
+        """The catalog's user infos of ``family`` this simulator serves, by number."""
+        return self._infos.get(family, {})
+
+    def parameter_datapoints(self, family: Family) -> dict[int, Any]:
+        """The catalog's parameters of ``family`` this simulator serves, by number."""
+        return self._params.get(family, {})
+
+    def parameter_flash(self, device: Device, number: int) -> Any:
+        """The flash value of parameter ``number`` of ``device``."""
+        return self._param(device, number).flash
 
     def value_at(self, address: int, number: int, t: float) -> float:
         """Info ``number`` of the device at ``address`` at posix time ``t`` (replay, else model)."""
@@ -840,14 +856,14 @@ class Simulator:
 
     def _update_flags(self) -> None:
         # Plain ints, not IntFlag arithmetic: this runs for every request.
-        flags = _DATALOGGER_SUPPORTED
+        flags = FLAG_DATALOGGER_SUPPORTED
         sdcard = self.sdcard
         if sdcard is not None:
-            flags |= _SD_CARD_PRESENT | (_NEW_DATALOG_FILE if sdcard.new_file else 0)
+            flags |= FLAG_SD_CARD_PRESENT | (FLAG_NEW_DATALOG_FILE if sdcard.new_file else 0)
         if self.restarted:
-            flags |= _RESTARTED
+            flags |= FLAG_RESTARTED
         if self.messages.pending:
-            flags |= _MESSAGE_PENDING
+            flags |= FLAG_MESSAGE_PENDING
         if flags != self._flags:
             self._flags = flags
             self._cache.clear()
@@ -925,13 +941,15 @@ class Simulator:
         """
         from .links import TcpServerLink
 
-        return TcpServerLink(self, host, port, baud=baud, shared=shared)
+        return TcpServerLink(self.handle_frame, self.injector, host, port, baud=baud, shared=shared)
 
     def connect_tcp(self, host: str, port: int, *, baud: int | None = None, retry_s: float = 0.5):
         """A TCP client link (Moxa TCP-client mode) connecting out to a listening logger."""
         from .links import TcpClientLink
 
-        return TcpClientLink(self, host, port, baud=baud, retry_s=retry_s)
+        return TcpClientLink(
+            self.handle_frame, self.injector, host, port, baud=baud, retry_s=retry_s
+        )
 
     def serve_udp(
         self,
@@ -944,10 +962,12 @@ class Simulator:
         """A UDP link; answers go to the client's host at ``reply_port`` (Xcom-LAN)."""
         from .links import UdpLink
 
-        return UdpLink(self, host, port, reply_port=reply_port, baud=baud)
+        return UdpLink(
+            self.handle_frame, self.injector, host, port, reply_port=reply_port, baud=baud
+        )
 
     def serve_pty(self, baud: int | None = None):
         """A pseudo-terminal link; ``link.path`` is the tty to open with pyserial."""
         from .links import PtyLink
 
-        return PtyLink(self, baud=baud)
+        return PtyLink(self.handle_frame, self.injector, baud=baud)

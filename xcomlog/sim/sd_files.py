@@ -1,4 +1,4 @@
-"""The simulated SD card: ``LGyymmdd.CSV`` day files written by our own code from the model.
+"""The simulated SD card (``SdCard``): ``LGyymmdd.CSV`` day files written by our own code from the model.
 
 The Xcom-232i datalogger writes one file per local day to ``CSVFILES/LOG``. The simulator
 lists the last ``sd_days`` complete days and renders each file on first request in the
@@ -10,7 +10,7 @@ serve. Nothing is copied from real files.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..protocol import (
     DATALOG_DAY_INFOS,
@@ -22,9 +22,34 @@ from ..protocol import (
     datalog_file_date,
     datalog_file_name,
 )
+from .installation import Device, Installation
 
-if TYPE_CHECKING:
-    from .responder import Simulator
+
+class DatalogSource(Protocol):
+    """What the SD card reads from the installation it logs (the ``DatalogSource`` is one)."""
+
+    installation: Installation
+    custom_datalog_field: str
+
+    @property
+    def model(self) -> Any:
+        """The value model: ``model.plant`` (local time, zone) and ``model.state(t)``."""
+
+    def devices_by_family(self) -> dict[Family, list[Device]]:
+        """The installation's devices, per family, in address order."""
+
+    def info_datapoints(self, family: Family) -> dict[int, Any]:
+        """The catalog's user infos of ``family``, by number."""
+
+    def parameter_datapoints(self, family: Family) -> dict[int, Any]:
+        """The catalog's parameters of ``family``, by number."""
+
+    def parameter_flash(self, device: Device, number: int) -> Any:
+        """The flash value of parameter ``number`` of ``device``."""
+
+    def value_at(self, address: int, number: int, t: float) -> float:
+        """Info ``number`` of the device at ``address`` at posix time ``t``."""
+
 
 VERSION = "v7.0"
 ENCODING = "latin-1"
@@ -51,7 +76,7 @@ def parse_name(name: str) -> dt.date | None:
 class SdCard:
     """Day files of one simulator: which exist, their bytes, the new-file flag."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: DatalogSource) -> None:
         self._sim = sim
         self.days = sim.installation.sd_days
         self.new_file = self.days > 0
@@ -99,11 +124,11 @@ def _label(family: Family, dp: Any) -> str:
     return f"{_PREFIX[family]}-{short}{suffix} [{unit}]"
 
 
-def _columns(sim: Simulator) -> list[tuple[str, str, str, Any, bool]]:
+def _columns(sim: DatalogSource) -> list[tuple[str, str, str, Any, bool]]:
     """(label, info token, device token, value getter(t), integer) per column, in file order."""
     model = sim.model
     inst = sim.installation
-    families = sim._family_devices
+    families = sim.devices_by_family()
     columns: list[tuple[str, str, str, Any, bool]] = []
     for family in _FAMILY_ORDER:
         source: Family | None = family
@@ -112,7 +137,7 @@ def _columns(sim: Simulator) -> list[tuple[str, str, str, Any, bool]]:
         devices = families.get(source) if source is not None else None
         if not devices:
             continue
-        infos = sim._infos.get(source, {})
+        infos = sim.info_datapoints(source)
         for number, split in DATALOG_INFOS.get(family, ()):
             dp = infos.get(number)
             if dp is None:
@@ -158,7 +183,7 @@ def _fmt(value: float, integer: bool) -> str:
     return str(int(round(value))) if integer else f"{value:.2f}"
 
 
-def render_day(sim: Simulator, date: dt.date) -> bytes:
+def render_day(sim: DatalogSource, date: dt.date) -> bytes:
     """The complete ``LGyymmdd.CSV`` of one local day, as the datalogger writes it."""
     model = sim.model
     tz = model.plant.tz
@@ -186,13 +211,13 @@ def render_day(sim: Simulator, date: dt.date) -> bytes:
     return NEWLINE.join(lines).encode(ENCODING, errors="replace")
 
 
-def _parameter_lines(sim: Simulator) -> list[str]:
+def _parameter_lines(sim: DatalogSource) -> list[str]:
     out = []
     for number in DATALOG_PARAMETERS:
         cells = []
-        for family, devices in sim._family_devices.items():
-            if number in sim._params.get(family, {}):
-                values = [sim._param(d, number).flash for d in devices[:3]]
+        for family, devices in sim.devices_by_family().items():
+            if number in sim.parameter_datapoints(family):
+                values = [sim.parameter_flash(d, number) for d in devices[:3]]
                 cells = [f"{float(v or 0):.2f}" for v in values]
                 break
         cells += ["0.00"] * (3 - len(cells))
@@ -200,19 +225,19 @@ def _parameter_lines(sim: Simulator) -> list[str]:
     return out
 
 
-def _day_info_lines(sim: Simulator, t: float) -> list[str]:
+def _day_info_lines(sim: DatalogSource, t: float) -> list[str]:
     out = []
     for number in DATALOG_DAY_INFOS:
         cells: list[str] = []
-        for family, devices in sim._family_devices.items():
-            if number in sim._infos.get(family, {}):
+        for family, devices in sim.devices_by_family().items():
+            if number in sim.info_datapoints(family):
                 cells = [f"{sim.value_at(d.address, number, t):.2f}" for d in devices]
                 break
         out.append(f"I{number}," + "".join(c + "," for c in cells))
     return out
 
 
-def _inventory_lines(sim: Simulator) -> list[str]:
+def _inventory_lines(sim: DatalogSource) -> list[str]:
     xts = []
     others = []
     counters: dict[str, int] = {}
@@ -228,7 +253,7 @@ def _inventory_lines(sim: Simulator) -> list[str]:
             kind = "gateway" if d.family is Family.RCC else d.family.value
             counters[kind] = counters.get(kind, 0) + 1
             params = (
-                f" Params:{len(sim._params.get(d.family, {}))}"
+                f" Params:{len(sim.parameter_datapoints(d.family))}"
                 if d.family is not Family.RCC
                 else ""
             )
