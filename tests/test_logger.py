@@ -17,9 +17,10 @@ from test_logger_support import (
 
 from xcomlog import codec
 from xcomlog.catalog import load_catalog
+from xcomlog.engine import Framer
 from xcomlog.exceptions import ConfigError, StorageError
 from xcomlog.logger.config import config_from_dict
-from xcomlog.logger.loop import Framer, Logger, _aligned_tick
+from xcomlog.logger.loop import Logger, _aligned_tick
 from xcomlog.protocol import ErrorCode, ObjectType, Service, ServiceFlag
 from xcomlog.sim import FaultConfig, Simulator
 

@@ -395,8 +395,8 @@ class Session:
     ) -> Operation[tuple[bytes | bool | None, int]]:
         """Receive until a frame answers ``request``; returns (frame, arrival ms).
 
-        The frame is None on timeout, False when a damaged frame arrived and nothing else
-        is pending (most likely our answer, corrupted on the line: retrying at once beats
+        The frame is None on timeout, False when a chunk brought a damaged frame and
+        nothing else (no other frame, no bytes pending) (most likely our answer, corrupted on the line: retrying at once beats
         waiting for the timeout, and a repeated request is harmless). Bytes already
         waiting when the deadline passes are still read: on a busy machine the rest of an
         answer can be queued while this task was not running.
@@ -414,7 +414,8 @@ class Session:
                 continue
             t_ms = time.time_ns() // 1_000_000
             found: bytes | None = None
-            for frame in framer.feed(chunk):
+            frames = framer.feed(chunk)
+            for frame in frames:
                 verdict = request.classify(frame) if found is None else UNMATCHED
                 if verdict == ANSWER:
                     found = frame
@@ -426,7 +427,12 @@ class Session:
                     log.debug("skipped a frame that is not the answer: %s", frame.hex(" "))
             if found is not None:
                 return found, t_ms
-            if self.retry_damaged and framer.bad_frames != damaged and not framer.pending:
+            if (
+                self.retry_damaged
+                and not frames
+                and framer.bad_frames != damaged
+                and not framer.pending
+            ):
                 return False, t_ms
 
     def _drain(self) -> Operation[None]:

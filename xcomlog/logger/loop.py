@@ -17,7 +17,6 @@ import asyncio
 import logging
 import math
 import random
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,134 +24,40 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import codec
-from ..exceptions import ConfigError, FrameError, LinkError, StorageError, XcomError
+from ..engine import DAMAGED, ERROR, OK, Outcome, Request, Session, run_async
+from ..exceptions import ConfigError, LinkError, StorageError, XcomError
 from ..protocol import (
     ADDRESS_GATEWAY,
     CHECKSUM_SIZE,
+    FLAG_MESSAGE_PENDING,
+    FLAG_RESTARTED,
     HEADER_SIZE,
     MESSAGE_DATA_SIZE,
-    START_BYTE,
-    ErrorCode,
+    MULTI_INFO_OBJECT_ID,
+    NO_MULTI_INFO_ERRORS,
     Family,
     Format,
-    FrameFlag,
     MultiInfoFlag,
     ObjectType,
     Property,
     Service,
-    ServiceFlag,
     device_name,
     error_name,
 )
 from .config import STATUS_POINTS, DeviceSpec, LoggerConfig, SiteConfig
-from .plan import INFO, MESSAGE, MULTI, PARAM, GroupPlan, Request, SitePlan, compile_plan
+from .plan import INFO, MESSAGE, MULTI, PARAM, GroupPlan, PlannedRead, SitePlan, compile_plan
 
 log = logging.getLogger("xcomlog.logger")
 
-# frame_flags, src, dst | data_length skipped | service_flags, service_id, object_type, object_id
-_PEEK = struct.Struct("<xBII4xBBHI")
-_U16 = struct.Struct("<H")
-
-#: Multi-info refusals that mean "this gateway has no multi-info service": use single reads.
-_NO_MULTI_INFO = frozenset(
-    {
-        ErrorCode.SERVICE_NOT_SUPPORTED,
-        ErrorCode.TYPE_NOT_SUPPORTED,
-        ErrorCode.SCOM_ERROR_OBJECT_NOT_SUPPORTED,
-        ErrorCode.OBJECT_ID_NOT_FOUND,
-    }
-)
-# Plain ints: IntFlag arithmetic costs microseconds on the hot path.
-_RESPONSE = int(ServiceFlag.RESPONSE)
-_ERROR = int(ServiceFlag.ERROR)
-_RESTARTED = int(FrameFlag.RESTARTED)
-_MESSAGE_PENDING = int(FrameFlag.MESSAGE_PENDING)
-_BUSY = int(ErrorCode.SCOM_ERROR_GATEWAY_BUSY)
-_READ = int(Service.READ)
-
-#: Consecutive unanswered requests after which a link is considered dead and reopened.
-SILENT_LIMIT = 5
 #: Messages read per notification at most (the gateway keeps hundreds).
 MESSAGES_PER_ROUND = 16
 #: Decode and queue a long cycle's answers at least every this many frames.
 BATCH_FRAMES = 64
 
-# Result kinds of one exchange.
-OK, ERROR, TIMEOUT, DAMAGED = 0, 1, 2, 3
-
 
 def now_ms() -> int:
     """Wall-clock time in integer milliseconds since 1970 (UTC)."""
     return time.time_ns() // 1_000_000
-
-
-# --- framing ----------------------------------------------------------------------------------
-
-
-class Framer:
-    """Cuts a byte stream into raw, checksum-verified frames (bytes), as the codec's
-    StreamDecoder would, but keeps each frame's raw bytes for the batch decoder."""
-
-    __slots__ = ("_buf", "junk_bytes", "bad_frames")
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self.junk_bytes = 0
-        self.bad_frames = 0
-
-    def reset(self) -> None:
-        self._buf.clear()
-
-    @property
-    def pending(self) -> int:
-        """Bytes held back, waiting for the rest of a frame."""
-        return len(self._buf)
-
-    @staticmethod
-    def is_whole_frame(chunk: bytes) -> bool:
-        """True when ``chunk`` is exactly one frame with good checksums (the usual case)."""
-        try:
-            size = codec.frame_size(chunk) if chunk[0] == START_BYTE else -1
-        except (FrameError, IndexError):
-            return False
-        return (
-            size == len(chunk)
-            and codec.checksum(chunk[HEADER_SIZE : size - CHECKSUM_SIZE])
-            == chunk[size - CHECKSUM_SIZE :]
-        )
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf
-        if not buf and self.is_whole_frame(chunk):
-            return [bytes(chunk)]
-        buf += chunk
-        out: list[bytes] = []
-        frame_size = codec.frame_size
-        checksum = codec.checksum
-        while buf:
-            if buf[0] != START_BYTE:
-                nxt = buf.find(START_BYTE)
-                drop = len(buf) if nxt < 0 else nxt
-                self.junk_bytes += drop
-                del buf[:drop]
-                continue
-            try:
-                # the header alone gives the size; a copy keeps ``buf`` resizable
-                size = frame_size(bytes(buf[:HEADER_SIZE]))
-            except FrameError:
-                self.bad_frames += 1
-                del buf[:1]
-                continue
-            if size == 0 or len(buf) < size:
-                break
-            frame = bytes(buf[:size])
-            if checksum(frame[HEADER_SIZE : size - CHECKSUM_SIZE]) != frame[size - CHECKSUM_SIZE :]:
-                self.bad_frames += 1
-                del buf[:1]
-                continue
-            del buf[:size]
-            out.append(frame)
-        return out
 
 
 def _decode_multi(buffer: bytes):
@@ -217,7 +122,7 @@ class _Cycle:
     index: int = 0
     multi_buf: bytearray = field(default_factory=bytearray)
     multi_times: list[int] = field(default_factory=list)
-    multi_reqs: list[Request] = field(default_factory=list)
+    multi_reqs: list[PlannedRead] = field(default_factory=list)
     single_t: list[int] = field(default_factory=list)
     single_a: list[int] = field(default_factory=list)
     single_n: list[int] = field(default_factory=list)
@@ -253,10 +158,10 @@ class Burst:
     keep one implementation.
     """
 
-    __slots__ = ("site", "transport", "cycle", "end", "done", "timer", "sent_at", "in_flight")
+    __slots__ = ("logger", "transport", "cycle", "end", "done", "timer", "sent_at", "in_flight")
 
-    def __init__(self, site: SiteLogger, transport, cycle: _Cycle, end: int) -> None:
-        self.site = site
+    def __init__(self, logger: SiteLogger, transport, cycle: _Cycle, end: int) -> None:
+        self.logger = logger
         self.transport = transport
         self.cycle = cycle
         self.end = end  # index after the last request of the burst
@@ -273,16 +178,17 @@ class Burst:
         try:
             if not self._send(self.cycle.group.requests[self.cycle.index]):
                 return None
-            self.timer = loop.call_later(self.site.site.timeout, self._check)
+            self.timer = loop.call_later(self.logger.site.timeout, self._check)
             await self.done
         finally:
             self._release()
         return self.sent_at if self.in_flight else None
 
-    def _send(self, request: Request) -> bool:
+    def _send(self, request: PlannedRead) -> bool:
         if not self.transport.send_nowait(request.frame):
             return False
-        self.site.stats.requests += 1
+        self.logger.engine.sent()
+        self.logger.stats.requests += 1
         self.sent_at = time.monotonic()
         self.in_flight = True
         return True
@@ -302,7 +208,7 @@ class Burst:
 
     def _check(self) -> None:
         """Timer: end the burst once the request in flight has had its whole timeout."""
-        left = self.sent_at + self.site.site.timeout - time.monotonic()
+        left = self.sent_at + self.logger.site.timeout - time.monotonic()
         if self.in_flight and left > 1e-3 and self.done is not None:
             self.timer = self.done.get_loop().call_later(left, self._check)
         else:
@@ -310,28 +216,17 @@ class Burst:
             self._finish()
 
     def on_chunk(self, chunk: bytes) -> bool:
-        """The link's data callback: take a clean answer and send the next request."""
-        site = self.site
+        """The link's byte receiver: take a clean answer and send the next request."""
+        logger = self.logger
         cycle = self.cycle
         request = cycle.group.requests[cycle.index]
-        if not chunk or site._framer.pending or not Framer.is_whole_frame(chunk):
-            self._finish()
-            return False
-        fflags, fsrc, fdst, sflags, sid, otype, oid = _PEEK.unpack_from(chunk)
-        if (
-            fdst != site.site.src
-            or sflags != _RESPONSE
-            or sid != _READ
-            or otype != request.object_type
-            or oid != request.object_id
-            or fsrc != request.dst
-        ):
+        if not chunk or not logger.engine.take_answer(request, chunk):
             self._finish()
             return False
         t_ms = time.time_ns() // 1_000_000
         self.in_flight = False
-        site._answered(fflags, True)
-        site._ok(request, t_ms)
+        logger._answered(chunk[1], True)
+        logger._ok(request, t_ms)
         cycle.multi_buf += chunk
         cycle.multi_times.append(t_ms)
         cycle.multi_reqs.append(request)
@@ -360,9 +255,9 @@ class SiteLogger:
         self.open_timeout = site.connect_timeout if open_timeout is None else open_timeout
         self.stats = SiteStats()
         self.plan: SitePlan | None = None
-        self._framer = Framer()
+        #: The protocol engine of this site's link (framing, matching, retries).
+        self.engine = Session.for_logger(src=site.src, timeout=site.timeout, retries=site.retries)
         self._failing: dict[Request, tuple[int, int]] = {}  # request -> (since ms, failures)
-        self._silent = 0
         self._restart_flag: bool | None = None
         self._messages_due = False
         self._seen_messages: dict[tuple[int, int, int], None] = {}
@@ -453,8 +348,7 @@ class SiteLogger:
                     except asyncio.TimeoutError as exc:
                         raise LinkError(f"{self.site.link}: open timed out") from exc
                     opened_once = True
-                    self._framer.reset()
-                    self._silent = 0
+                    self.engine.link_opened()
                     link_up = True
                     self.event("link_up", self.site.link)
                     if not self._prepared:
@@ -534,10 +428,10 @@ class SiteLogger:
         """Scan the bus: which Xtenders, VarioTracks, VarioStrings and BSP answer."""
         probes: list[tuple[Family, int, int]] = []
         flags = None
-        request = _single_info_request(3000, ADDRESS_GATEWAY, self.site.src, multi_probe=True)
-        kind, frame, _ = await self._exchange(transport, request, quiet=True)
-        if kind == OK:
-            data = frame[HEADER_SIZE + 10 : -CHECKSUM_SIZE]
+        request = _probe_request(3000, ADDRESS_GATEWAY, self.site.src, multi_info=True)
+        outcome = await self._exchange(transport, request, quiet=True)
+        if outcome.kind == OK:
+            data = outcome.frame[HEADER_SIZE + 10 : -CHECKSUM_SIZE]
             if len(data) >= 4:
                 flags = int.from_bytes(data[:4], "little")
         present = {
@@ -562,9 +456,9 @@ class SiteLogger:
                 probes.append((family, address, number))
         found: list[DeviceSpec] = []
         for family, address, number in probes:
-            request = _single_info_request(number, address, self.site.src)
-            kind, frame, _ = await self._exchange(transport, request, quiet=True)
-            if kind == OK:
+            request = _probe_request(number, address, self.site.src)
+            outcome = await self._exchange(transport, request, quiet=True)
+            if outcome.kind == OK:
                 found.append(DeviceSpec(address, family))
         names = ", ".join(d.name for d in found) or "none"
         self.event("scan", f"devices found: {names}")
@@ -636,7 +530,7 @@ class SiteLogger:
         """End of the run of multi-info requests a burst may send from ``cycle.index``
         (bounded by the batch size), or ``cycle.index`` when the link has unread bytes."""
         start = cycle.index
-        if getattr(transport, "buffered", 1) or self._framer.pending:
+        if getattr(transport, "buffered", 1) or self.engine.framer.pending:
             return start
         requests = cycle.group.requests
         limit = min(len(requests), start + BATCH_FRAMES - len(cycle.multi_reqs))
@@ -667,18 +561,20 @@ class SiteLogger:
         return now  # late but inside the current interval: run at once
 
     async def _run_request(
-        self, transport, request: Request, cycle: _Cycle, sent_at: float | None = None
+        self, transport, request: PlannedRead, cycle: _Cycle, sent_at: float | None = None
     ) -> None:
         polite = self.site.polite
         if polite is not None and polite.duty_cycle < 1.0:
             started = time.monotonic()
-            kind, frame, t_ms = await self._exchange(transport, request)
+            outcome = await self._exchange(transport, request)
             # leave the link free for the portal: silence in proportion to our use
             await self._sleep(polite.idle_after(time.monotonic() - started))
         else:
-            kind, frame, t_ms = await self._exchange(transport, request, sent_at=sent_at)
+            outcome = await self._exchange(transport, request, sent_at=sent_at)
         cycle.index += 1
+        kind = outcome.kind
         if kind == OK:
+            frame, t_ms = outcome.frame, outcome.time_ms
             self._ok(request, t_ms)
             if request.kind == MULTI:
                 cycle.multi_buf += frame
@@ -695,8 +591,8 @@ class SiteLogger:
                 cycle.params.append(self._param_row(request, frame, t_ms))
             return
         if kind == ERROR:
-            code = t_ms  # for errors the third item is the code
-            if request.kind == MULTI and code in _NO_MULTI_INFO:
+            code = outcome.code
+            if request.kind == MULTI and code in NO_MULTI_INFO_ERRORS:
                 self._use_single_reads(code, cycle)
                 return
             self._fail(request, "device_error", f"{error_name(code)} (0x{code:04X})")
@@ -722,7 +618,7 @@ class SiteLogger:
         cycle.multi_reqs.clear()
         self._concat_cache.clear()
 
-    def _ok(self, request: Request, t_ms: int) -> None:
+    def _ok(self, request: PlannedRead, t_ms: int) -> None:
         failing = self._failing.pop(request, None)
         if failing is not None:
             since, count = failing
@@ -736,7 +632,7 @@ class SiteLogger:
                 time_ms=t_ms,
             )
 
-    def _fail(self, request: Request, kind: str, detail: str) -> None:
+    def _fail(self, request: PlannedRead, kind: str, detail: str) -> None:
         """Record the first failure of a request; repeated failures only count."""
         if kind == "timeout":
             self.stats.timeouts += 1
@@ -758,7 +654,7 @@ class SiteLogger:
             time_ms=t,
         )
 
-    def _param_row(self, request: Request, frame: bytes, t_ms: int) -> dict:
+    def _param_row(self, request: PlannedRead, frame: bytes, t_ms: int) -> dict:
         point = request.points[0]
         data = frame[HEADER_SIZE + 10 : -CHECKSUM_SIZE]
         value: float | None = None
@@ -880,12 +776,13 @@ class SiteLogger:
         index = 0
         for _ in range(MESSAGES_PER_ROUND):
             request = self.plan.message_request(index)
-            kind, frame, t_ms = await self._exchange(transport, request, notice_messages=False)
-            if kind != OK:
-                if kind == ERROR:
+            outcome = await self._exchange(transport, request, notice_messages=False)
+            frame, t_ms = outcome.frame, outcome.time_ms
+            if outcome.kind != OK:
+                if outcome.kind == ERROR:
                     self.event(
                         "device_error",
-                        f"message read refused: {error_name(t_ms)}",
+                        f"message read refused: {error_name(outcome.code)}",
                         address=ADDRESS_GATEWAY,
                     )
                 break
@@ -936,88 +833,35 @@ class SiteLogger:
         quiet: bool = False,
         notice_messages: bool = True,
         sent_at: float | None = None,
-    ):
-        """Send ``request`` and wait for its answer: (OK, frame, t_ms), (ERROR, None, code)
-        (TIMEOUT, None, 0) or (DAMAGED, None, 0). Retries after a timeout, a damaged answer
-        (at once, without waiting for the timeout) or a busy gateway. ``sent_at``
-        (time.monotonic()) says a burst already sent it: the first attempt only waits."""
-        monotonic = time.monotonic  # not the loop's clock: asking for the loop costs a syscall
-        src = self.site.src
-        timeout = self.site.timeout
-        framer = self._framer
-        stats = self.stats
-        want_type = request.object_type
-        want_id = request.object_id
-        want_src = request.dst
-        busy = damaged = False
-        receive = transport.receive
-        for attempt in range(1 + self.site.retries):
-            busy = damaged = False
-            if attempt == 0 and sent_at is not None:
-                deadline = sent_at + timeout
-            else:
-                await transport.send(request.frame)
-                stats.requests += 1
-                deadline = monotonic() + timeout
-            bad_before = framer.bad_frames
-            remaining = deadline - monotonic()
-            # bytes already waiting are read before a timeout is declared: on a busy
-            # machine the rest of an answer can be queued while this task was not running
-            while remaining > 0 or getattr(transport, "buffered", 0):
-                chunk = await receive(max(remaining, 0.0))
-                if not chunk:
-                    remaining = deadline - monotonic()
-                    continue
-                t_ms = time.time_ns() // 1_000_000
-                frames = framer.feed(chunk)
-                if not frames and framer.bad_frames != bad_before and not framer.pending:
-                    # a damaged frame came instead of the answer: no need to wait
-                    damaged = True
-                    stats.damaged_frames += 1
-                    break
-                for frame in frames:
-                    fflags, fsrc, fdst, sflags, sid, otype, oid = _PEEK.unpack_from(frame)
-                    if fdst != src or not sflags & _RESPONSE:
-                        stats.foreign_frames += 1
-                        continue
-                    if otype != want_type or oid != want_id or fsrc != want_src or sid != _READ:
-                        stats.stale_frames += 1
-                        continue
-                    self._answered(fflags, notice_messages)
-                    if sflags & _ERROR:
-                        code = (
-                            _U16.unpack_from(frame, HEADER_SIZE + 10)[0]
-                            if len(frame) >= HEADER_SIZE + 12 + CHECKSUM_SIZE
-                            else 0
-                        )
-                        if code == _BUSY:
-                            busy = True
-                            break
-                        return ERROR, None, code
-                    return OK, frame, t_ms
-                remaining = deadline - monotonic()
-                if busy:
-                    break  # resend at once (the gateway saves its datalog)
-        if busy:
-            return ERROR, None, int(ErrorCode.SCOM_ERROR_GATEWAY_BUSY)
-        if damaged:
-            return DAMAGED, None, 0
-        if not quiet:
-            self._silent += 1
-            if self._silent >= SILENT_LIMIT:
-                self._silent = 0
-                raise LinkError(f"no answer to {SILENT_LIMIT} requests in a row")
-        return TIMEOUT, None, 0
+    ) -> Outcome:
+        """One exchange through the engine (``Session.run``): the request sent, its answer
+        waited for, retried after a timeout, a damaged answer or a busy gateway.
+        ``sent_at`` (time.monotonic()) says a burst already sent it: the first try only
+        waits. Raises LinkError (link broken, or SILENT_LIMIT requests unanswered)."""
+        engine = self.engine
+        es = engine.stats
+        before = (es.sends, es.unmatched_frames, es.foreign_frames, es.damaged_answers)
+        try:
+            outcome = await run_async(transport, engine.run(request, sent_at=sent_at, quiet=quiet))
+        finally:
+            stats = self.stats
+            stats.requests += es.sends - before[0]
+            foreign = es.foreign_frames - before[2]
+            stats.foreign_frames += foreign
+            stats.stale_frames += es.unmatched_frames - before[1] - foreign
+            stats.damaged_frames += es.damaged_answers - before[3]
+        if outcome.frame:
+            self._answered(outcome.frame[1], notice_messages)
+        return outcome
 
     def _answered(self, fflags: int, notice_messages: bool) -> None:
         """Book-keeping for an answer to our request: counters and the frame flags."""
         self._flags(fflags, notice_messages)
         self.stats.frames += 1
-        self._silent = 0
         self._answered_since_open = True
 
     def _flags(self, fflags: int, notice_messages: bool) -> None:
-        restarted = bool(fflags & _RESTARTED)
+        restarted = bool(fflags & FLAG_RESTARTED)
         if restarted and self._restart_flag is not True:
             detail = (
                 "gateway restart flag is set (it restarted before this logger started)"
@@ -1026,7 +870,7 @@ class SiteLogger:
             )
             self.event("restart", detail, address=ADDRESS_GATEWAY)
         self._restart_flag = restarted
-        if notice_messages and fflags & _MESSAGE_PENDING:
+        if notice_messages and fflags & FLAG_MESSAGE_PENDING:
             self._messages_due = True
 
 
@@ -1063,7 +907,7 @@ def _number(fmt: Format | None, data: bytes) -> float:
     return float(value)
 
 
-def _describe(request: Request) -> str:
+def _describe(request: PlannedRead) -> str:
     if request.kind == MULTI:
         return f"multi-info of {request.values} values"
     if request.kind == MESSAGE:
@@ -1073,30 +917,20 @@ def _describe(request: Request) -> str:
     return f"{what} {point.number} of {device_name(point.address)}"
 
 
-def _single_info_request(
-    number: int, address: int, src: int, *, multi_probe: bool = False
-) -> Request:
-    """A one-off request used by the scan (not part of the plan)."""
-    if multi_probe:
+def _probe_request(number: int, address: int, src: int, *, multi_info: bool = False) -> Request:
+    """A one-off read used by the scan (not part of the plan)."""
+    if multi_info:
         frame = codec.encode_multi_info_request([(number, 1)], src=src, dst=ADDRESS_GATEWAY)
-        from ..protocol import MULTI_INFO_OBJECT_ID
-
         return Request(
-            MULTI,
-            frame,
-            ADDRESS_GATEWAY,
-            int(ObjectType.MULTI_INFO),
+            Service.READ,
+            ObjectType.MULTI_INFO,
             MULTI_INFO_OBJECT_ID,
-            int(Property.VALUE),
-            0,
-            (),
+            Property.VALUE,
+            src=src,
+            dst=ADDRESS_GATEWAY,
+            frame=frame,
         )
-    frame = codec.encode_request(
-        Service.READ, ObjectType.USER_INFO, number, Property.VALUE, src=src, dst=address
-    )
-    return Request(
-        INFO, frame, address, int(ObjectType.USER_INFO), number, int(Property.VALUE), 0, ()
-    )
+    return Request(Service.READ, ObjectType.USER_INFO, number, Property.VALUE, src=src, dst=address)
 
 
 # --- the whole logger -------------------------------------------------------------------------
@@ -1270,4 +1104,4 @@ async def _close_quietly(transport) -> None:
         pass
 
 
-__all__ = ["Framer", "Logger", "SiteLogger", "SiteStats", "run_logger", "now_ms"]
+__all__ = ["Logger", "SiteLogger", "SiteStats", "run_logger", "now_ms"]

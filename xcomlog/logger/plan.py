@@ -3,7 +3,8 @@
 User infos are packed into multi-info frames of at most 76 items, each item carrying
 the aggregation that selects its device (1-15: the device index). Parameters, and user
 infos of gateways without the multi-info service, are single reads. Every frame is
-encoded here, once; the read loop only sends bytes and matches answers.
+encoded here, once, as a ``PlannedRead`` (the engine's ``Request`` plus the points its
+answer carries); the read loop sends them and the engine matches their answers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import codec
-from ..exceptions import CatalogError, ConfigError
+from ..engine import Request, multi_info_aggregation
+from ..exceptions import CatalogError, ConfigError, ValidationError
 from ..protocol import (
     ADDRESS_GATEWAY,
     CHECKSUM_SIZE,
@@ -33,7 +35,6 @@ from ..protocol import (
     ObjectType,
     Property,
     Service,
-    device_index,
 )
 from .config import (
     ENERGY_INFOS,
@@ -76,40 +77,26 @@ class Point:
         return (self.address, self.number, self.name, self.unit, self.family.value, self.kind)
 
 
-@dataclass(eq=False)
-class Request:
-    """One request frame, encoded once, with what is needed to use its answer."""
+@dataclass(eq=False, kw_only=True)
+class PlannedRead(Request):
+    """An engine ``Request`` of the plan, with what is needed to use its answer."""
 
     kind: int
-    frame: bytes
-    dst: int
-    object_type: int
-    object_id: int
-    property_id: int
     response_size: int  # bytes of a successful answer, for wire accounting
     points: tuple[Point, ...]
     # multi-info only: the expected answer items, in request order
     ids: np.ndarray | None = None  # uint16
     aggregations: np.ndarray | None = None  # uint8
     addresses: np.ndarray | None = None  # uint16
-    fallback: tuple[Request, ...] = ()  # single reads when multi-info is refused
+    fallback: tuple[PlannedRead, ...] = ()  # single reads when multi-info is refused
 
     @property
     def values(self) -> int:
         return len(self.points)
 
-    def matches(self, frame) -> bool:
-        """True when ``frame`` (a decoded Frame) answers this request."""
-        return (
-            frame.object_type == self.object_type
-            and frame.object_id == self.object_id
-            and frame.service_id == Service.READ
-            and frame.src == self.dst
-        )
-
     def __repr__(self) -> str:  # short: plans hold thousands of these
         kind = ("multi", "info", "param", "message")[self.kind]
-        return f"Request({kind}, dst={self.dst}, object={self.object_id}, values={self.values})"
+        return f"PlannedRead({kind}, dst={self.dst}, object={self.object_id}, values={self.values})"
 
 
 @dataclass
@@ -119,7 +106,7 @@ class GroupPlan:
     name: str
     interval: float
     offset: float
-    requests: list[Request]
+    requests: list[PlannedRead]
     single_infos: bool = False  # multi-info replaced by single reads
 
     @property
@@ -135,7 +122,7 @@ class GroupPlan:
         """Use single user-info reads for this group (gateway without multi-info)."""
         if self.single_infos:
             return
-        requests: list[Request] = []
+        requests: list[PlannedRead] = []
         for request in self.requests:
             requests.extend(request.fallback if request.kind == MULTI else (request,))
         self.requests = requests
@@ -152,34 +139,27 @@ class SitePlan:
     groups: list[GroupPlan]
     points: dict[tuple[int, int], Point] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    _message_requests: dict[int, Request] = field(default_factory=dict)
+    _message_requests: dict[int, PlannedRead] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[tuple]:
         """Label rows of every point, for DatasetWriter.describe."""
         return [self.points[key].label for key in sorted(self.points)]
 
-    def message_request(self, index: int = 0) -> Request:
+    def message_request(self, index: int = 0) -> PlannedRead:
         """The read of message ``index`` at the gateway (0: the newest), encoded once."""
         request = self._message_requests.get(index)
         if request is None:
-            frame = codec.encode_request(
+            request = PlannedRead(
                 Service.READ,
                 ObjectType.MESSAGE,
                 index,
                 Property.NONE,
                 src=self.src,
                 dst=ADDRESS_GATEWAY,
-            )
-            request = Request(
-                MESSAGE,
-                frame,
-                ADDRESS_GATEWAY,
-                ObjectType.MESSAGE,
-                index,
-                Property.NONE,
-                _FRAME_OVERHEAD + MESSAGE_DATA_SIZE,
-                (),
+                kind=MESSAGE,
+                response_size=_FRAME_OVERHEAD + MESSAGE_DATA_SIZE,
+                points=(),
             )
             self._message_requests[index] = request
         return request
@@ -297,53 +277,50 @@ def _by_name(catalog, name: str, where: str, text: str) -> list:
 # --- encoding -------------------------------------------------------------------------------
 
 
-def aggregation_for(address: int) -> int:
-    """The multi-info aggregation that selects one device: its index in its family."""
-    return device_index(address)
-
-
-def _single_request(point: Point, src: int, parameter_property: int) -> Request:
+def _single_request(point: Point, src: int, parameter_property: int) -> PlannedRead:
     if point.kind == "info":
         kind, object_type, prop = INFO, ObjectType.USER_INFO, Property.VALUE
     else:
         kind, object_type, prop = PARAM, ObjectType.PARAMETER, parameter_property
-    frame = codec.encode_request(
-        Service.READ, object_type, point.number, prop, src=src, dst=point.address
-    )
     size = FORMAT_SIZES.get(point.format, 4) if point.format is not None else 4
-    return Request(
-        kind,
-        frame,
-        point.address,
+    return PlannedRead(
+        Service.READ,
         int(object_type),
         point.number,
         int(prop),
-        _FRAME_OVERHEAD + size,
-        (point,),
+        src=src,
+        dst=point.address,
+        kind=kind,
+        response_size=_FRAME_OVERHEAD + size,
+        points=(point,),
     )
 
 
-def _multi_request(points: Sequence[Point], src: int) -> Request:
+def _multi_request(points: Sequence[Point], src: int) -> PlannedRead:
     ids = np.array([p.number for p in points], dtype=np.uint16)
-    aggregations = np.array([aggregation_for(p.address) for p in points], dtype=np.uint8)
+    aggregations = np.array([multi_info_aggregation(p.address) for p in points], dtype=np.uint8)
     addresses = np.array([p.address for p in points], dtype=np.uint16)
     frame = codec.encode_multi_info_request(
         list(zip(ids.tolist(), aggregations.tolist(), strict=True)), src=src, dst=ADDRESS_GATEWAY
     )
     n = len(points)
-    return Request(
-        MULTI,
-        frame,
-        ADDRESS_GATEWAY,
+    return PlannedRead(
+        Service.READ,
         int(ObjectType.MULTI_INFO),
         MULTI_INFO_OBJECT_ID,
         int(Property.VALUE),
-        _FRAME_OVERHEAD + MULTI_INFO_RESPONSE_HEADER_SIZE + MULTI_INFO_RESPONSE_ITEM_SIZE * n,
-        tuple(points),
-        ids,
-        aggregations,
-        addresses,
-        tuple(_single_request(p, src, Property.VALUE) for p in points),
+        src=src,
+        dst=ADDRESS_GATEWAY,
+        frame=frame,
+        kind=MULTI,
+        response_size=(
+            _FRAME_OVERHEAD + MULTI_INFO_RESPONSE_HEADER_SIZE + MULTI_INFO_RESPONSE_ITEM_SIZE * n
+        ),
+        points=tuple(points),
+        ids=ids,
+        aggregations=aggregations,
+        addresses=addresses,
+        fallback=tuple(_single_request(p, src, Property.VALUE) for p in points),
     )
 
 
@@ -397,9 +374,12 @@ def compile_plan(
         params = sorted(
             (p for p in points if p.kind == "parameter"), key=lambda p: (p.address, p.number)
         )
-        requests = [
-            _multi_request(chunk, site.src) for chunk in _chunks(infos, MULTI_INFO_MAX_ITEMS)
-        ]
+        try:
+            requests = [
+                _multi_request(chunk, site.src) for chunk in _chunks(infos, MULTI_INFO_MAX_ITEMS)
+            ]
+        except ValidationError as exc:  # a device multi-info cannot select
+            raise ConfigError(f"{where}: {exc}") from None
         requests += [_single_request(p, site.src, site.parameter_property) for p in params]
         if not requests:
             plan.warnings.append(f"{where}: nothing to read for the devices {_names(devices)}")
