@@ -20,7 +20,8 @@ from xcomlog.catalog import load_catalog
 from xcomlog.engine import Framer
 from xcomlog.exceptions import ConfigError, StorageError
 from xcomlog.logger.config import config_from_dict
-from xcomlog.logger.loop import Logger, _aligned_tick
+from xcomlog.logger.loop import Logger
+from xcomlog.logger.scheduling import aligned_tick as _aligned_tick
 from xcomlog.protocol import ErrorCode, ObjectType, Service, ServiceFlag
 from xcomlog.sim import FaultConfig, Simulator
 

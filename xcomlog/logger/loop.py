@@ -1,14 +1,15 @@
-"""The batch read loop: every site's link kept busy, answers decoded in batches, rows queued.
+"""The read loop: every site's link kept busy through the protocol engine, rows queued.
 
-One asyncio task per site. A site sends one request, waits for its answer (or the
-timeout) and sends the next at once: no sleep inside a cycle. The groups of a site share
-its link; the shortest interval goes first between requests, so an hourly parameter
-snapshot never delays the 1 s values. A run of multi-info requests goes out as a
-``Burst``: each next request leaves from the callback that received the previous answer,
-and anything unusual falls back to the ordinary exchange. Multi-info answers of a cycle
-are kept as raw frames and decoded in one call of the compiled codec into columns for
-the DatasetWriter, whose own thread does every disk write. Everything that leaves a hole
-in the data (missed interval, timeout, device error, link drop, restart) becomes an event.
+One asyncio task per site (``SiteLogger``): it opens the link (and reopens it with
+backoff), scans the devices when asked, and polls the groups of its plan. A site sends
+one request, waits for its answer (or the timeout) and sends the next at once: no sleep
+inside a cycle. The groups of a site share its link; the shortest interval goes first
+between requests (``scheduling``), so an hourly parameter snapshot never delays the 1 s
+values. Every exchange goes through the engine (``xcomlog.engine.Session.run``); a run
+of multi-info requests goes out as a ``Burst`` (``burst``), the engine's fast path.
+Answers become columns (``columns``) for the DatasetWriter, whose own thread does every
+disk write. Everything that leaves a hole in the data (missed interval, timeout, device
+error, link drop, restart) becomes an event.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from ..protocol import (
     MULTI_INFO_OBJECT_ID,
     NO_MULTI_INFO_ERRORS,
     Family,
-    Format,
     MultiInfoFlag,
     ObjectType,
     Property,
@@ -44,8 +44,11 @@ from ..protocol import (
     device_name,
     error_name,
 )
+from .burst import Burst
+from .columns import Cycle, decode_multi, map_items, single_value
 from .config import STATUS_POINTS, DeviceSpec, LoggerConfig, SiteConfig
-from .plan import INFO, MESSAGE, MULTI, PARAM, GroupPlan, PlannedRead, SitePlan, compile_plan
+from .plan import INFO, MESSAGE, MULTI, PARAM, PlannedRead, SitePlan, compile_plan
+from .scheduling import GroupState, missed_from, next_tick
 
 log = logging.getLogger("xcomlog.logger")
 
@@ -58,35 +61,6 @@ BATCH_FRAMES = 64
 def now_ms() -> int:
     """Wall-clock time in integer milliseconds since 1970 (UTC)."""
     return time.time_ns() // 1_000_000
-
-
-def _decode_multi(buffer: bytes):
-    """(frame index per item, ids, aggregations, values, item count per frame) of the
-    multi-info responses concatenated in ``buffer``, via the compiled batch decoder."""
-    batch_decode = getattr(codec, "decode_multi_info_batch", None)
-    if batch_decode is not None:
-        b = batch_decode(buffer)
-        return b.frame, b.ids, b.aggregations, b.values, b.item_count
-    # Codec without the batch decoder: one decode per frame (same result, slower).
-    frames = codec.StreamDecoder().feed(buffer)
-    parts = [codec.decode_multi_info(f.data) for f in frames]
-    counts = np.array([len(p.ids) for p in parts], dtype=np.int64)
-    if not parts:
-        empty = np.empty(0)
-        return (
-            empty.astype(np.int64),
-            empty.astype(np.uint16),
-            empty.astype(np.uint8),
-            empty.astype(np.float32),
-            counts,
-        )
-    return (
-        np.repeat(np.arange(len(parts), dtype=np.int64), counts),
-        np.concatenate([p.ids for p in parts]),
-        np.concatenate([p.aggregations for p in parts]),
-        np.concatenate([p.values for p in parts]),
-        counts,
-    )
 
 
 # --- per-site state ---------------------------------------------------------------------------
@@ -111,129 +85,6 @@ class SiteStats:
     state: str = "starting"
     last_error: str = ""
     last: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class _Cycle:
-    """One pass of a group through its requests."""
-
-    group: GroupPlan
-    slot: float  # the wall-clock tick it belongs to
-    index: int = 0
-    multi_buf: bytearray = field(default_factory=bytearray)
-    multi_times: list[int] = field(default_factory=list)
-    multi_reqs: list[PlannedRead] = field(default_factory=list)
-    single_t: list[int] = field(default_factory=list)
-    single_a: list[int] = field(default_factory=list)
-    single_n: list[int] = field(default_factory=list)
-    single_v: list[float] = field(default_factory=list)
-    params: list[dict] = field(default_factory=list)
-
-    @property
-    def done(self) -> bool:
-        return self.index >= len(self.group.requests)
-
-
-@dataclass(eq=False)
-class _GroupState:
-    group: GroupPlan
-    next_tick: float
-    cycle: _Cycle | None = None
-
-
-def _aligned_tick(now: float, interval: float, offset: float) -> float:
-    """The last wall-clock tick at or before ``now`` (``offset`` after a multiple of interval)."""
-    return math.floor((now - offset) / interval) * interval + offset
-
-
-class Burst:
-    """A run of multi-info requests of one cycle, each sent from the link's data callback.
-
-    The ordinary exchange (``SiteLogger._exchange``) costs a task switch and two turns of
-    the event loop per request. A burst sends the next request straight from the callback
-    that receives the previous answer, as long as every answer arrives whole and is exactly
-    the one expected. Anything else (an error answer, a foreign, stale, split or damaged
-    frame, a link failure, no answer within the timeout) ends the burst with that request
-    still in flight, and the ordinary exchange finishes it: matching, retries and events
-    keep one implementation.
-    """
-
-    __slots__ = ("logger", "transport", "cycle", "end", "done", "timer", "sent_at", "in_flight")
-
-    def __init__(self, logger: SiteLogger, transport, cycle: _Cycle, end: int) -> None:
-        self.logger = logger
-        self.transport = transport
-        self.cycle = cycle
-        self.end = end  # index after the last request of the burst
-        self.done: asyncio.Future[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.sent_at = 0.0  # time.monotonic() of the last send
-        self.in_flight = False
-
-    async def run(self) -> float | None:
-        """Run the burst; returns when the request left in flight was sent, or None."""
-        loop = asyncio.get_running_loop()
-        self.done = loop.create_future()
-        self.transport.chunk_hook = self.on_chunk
-        try:
-            if not self._send(self.cycle.group.requests[self.cycle.index]):
-                return None
-            self.timer = loop.call_later(self.logger.site.timeout, self._check)
-            await self.done
-        finally:
-            self._release()
-        return self.sent_at if self.in_flight else None
-
-    def _send(self, request: PlannedRead) -> bool:
-        if not self.transport.send_nowait(request.frame):
-            return False
-        self.logger.engine.sent()
-        self.logger.stats.requests += 1
-        self.sent_at = time.monotonic()
-        self.in_flight = True
-        return True
-
-    def _release(self) -> None:
-        if self.transport.chunk_hook == self.on_chunk:
-            self.transport.chunk_hook = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def _finish(self) -> None:
-        self._release()
-        done = self.done
-        if done is not None and not done.done():
-            done.set_result(None)
-
-    def _check(self) -> None:
-        """Timer: end the burst once the request in flight has had its whole timeout."""
-        left = self.sent_at + self.logger.site.timeout - time.monotonic()
-        if self.in_flight and left > 1e-3 and self.done is not None:
-            self.timer = self.done.get_loop().call_later(left, self._check)
-        else:
-            self.timer = None
-            self._finish()
-
-    def on_chunk(self, chunk: bytes) -> bool:
-        """The link's byte receiver: take a clean answer and send the next request."""
-        logger = self.logger
-        cycle = self.cycle
-        request = cycle.group.requests[cycle.index]
-        if not chunk or not logger.engine.take_answer(request, chunk):
-            self._finish()
-            return False
-        t_ms = time.time_ns() // 1_000_000
-        self.in_flight = False
-        logger._answered(chunk[1], True)
-        logger._ok(request, t_ms)
-        cycle.multi_buf += chunk
-        cycle.multi_times.append(t_ms)
-        cycle.multi_reqs.append(request)
-        cycle.index += 1
-        if cycle.index >= self.end or not self._send(cycle.group.requests[cycle.index]):
-            self._finish()
-        return True
 
 
 class SiteLogger:
@@ -470,7 +321,7 @@ class SiteLogger:
         plan = self.plan
         assert plan is not None
         now = time.time()
-        states = [_GroupState(g, now) for g in plan.groups]  # first cycle at once
+        states = [GroupState(g, now) for g in plan.groups]  # first cycle at once
         polite = self.site.polite
         quiet_logged_until = 0.0
         # runs of multi-info requests go out in bursts, unless polite mode paces each one
@@ -495,7 +346,7 @@ class SiteLogger:
                         continue
                 for st in states:
                     if st.cycle is None and now >= st.next_tick:
-                        st.cycle = _Cycle(st.group, st.next_tick)
+                        st.cycle = Cycle(st.group, st.next_tick)
                 active = [st for st in states if st.cycle is not None]
                 if not active:
                     wake = min(st.next_tick for st in states)
@@ -526,7 +377,7 @@ class SiteLogger:
                 if st.cycle is not None:
                     self._flush_cycle(st.cycle)
 
-    def _burst_end(self, transport, cycle: _Cycle) -> int:
+    def _burst_end(self, transport, cycle: Cycle) -> int:
         """End of the run of multi-info requests a burst may send from ``cycle.index``
         (bounded by the batch size), or ``cycle.index`` when the link has unread bytes."""
         start = cycle.index
@@ -539,29 +390,23 @@ class SiteLogger:
             end += 1
         return end
 
-    def _next_tick(self, st: _GroupState, cycle: _Cycle) -> float:
+    def _next_tick(self, st: GroupState, cycle: Cycle) -> float:
         """When the group runs next; intervals with no cycle started are missed events."""
-        interval = st.group.interval
         now = time.time()
-        if interval <= 0:
-            return now
-        nxt = _aligned_tick(cycle.slot, interval, st.group.offset) + interval
-        if now < nxt:
-            return nxt
-        current = _aligned_tick(now, interval, st.group.offset)
-        missed = int(round((current - nxt) / interval))
-        if missed > 0:
+        nxt, missed = next_tick(st.group, cycle.slot, now)
+        if missed:
+            interval = st.group.interval
             self.stats.missed += missed
             self.event(
                 "missed",
                 f"group {st.group.name!r}: {missed} interval(s) of {interval:g} s missed "
                 f"(cycle took {now - cycle.slot:.2f} s for {st.group.values} values)",
-                time_ms=int(nxt * 1000),
+                time_ms=int(missed_from(st.group, cycle.slot) * 1000),
             )
-        return now  # late but inside the current interval: run at once
+        return nxt
 
     async def _run_request(
-        self, transport, request: PlannedRead, cycle: _Cycle, sent_at: float | None = None
+        self, transport, request: PlannedRead, cycle: Cycle, sent_at: float | None = None
     ) -> None:
         polite = self.site.polite
         if polite is not None and polite.duty_cycle < 1.0:
@@ -577,12 +422,10 @@ class SiteLogger:
             frame, t_ms = outcome.frame, outcome.time_ms
             self._ok(request, t_ms)
             if request.kind == MULTI:
-                cycle.multi_buf += frame
-                cycle.multi_times.append(t_ms)
-                cycle.multi_reqs.append(request)
+                cycle.add_multi(request, frame, t_ms)
             elif request.kind == INFO:
                 point = request.points[0]
-                value = _number(point.format, frame[HEADER_SIZE + 10 : -CHECKSUM_SIZE])
+                value = single_value(point.format, frame[HEADER_SIZE + 10 : -CHECKSUM_SIZE])
                 cycle.single_t.append(t_ms)
                 cycle.single_a.append(point.address)
                 cycle.single_n.append(point.number)
@@ -602,7 +445,7 @@ class SiteLogger:
             return
         self._fail(request, "timeout", f"no answer within {self.site.timeout:g} s")
 
-    def _use_single_reads(self, code: int, cycle: _Cycle) -> None:
+    def _use_single_reads(self, code: int, cycle: Cycle) -> None:
         assert self.plan is not None
         self.event(
             "device_error",
@@ -687,14 +530,14 @@ class SiteLogger:
         except Exception:  # noqa: BLE001 - a label is a nicety
             return None
 
-    def _flush_cycle(self, cycle: _Cycle) -> None:
+    def _flush_cycle(self, cycle: Cycle) -> None:
         """Decode what a cycle gathered in one batch and queue it for the writer."""
         site = self.site.name
         if cycle.multi_reqs:
             buffer = bytes(cycle.multi_buf)
             reqs = cycle.multi_reqs
             times = np.asarray(cycle.multi_times, dtype=np.int64)
-            frame_idx, ids, aggs, values, counts = _decode_multi(buffer)
+            frame_idx, ids, aggs, values, counts = decode_multi(buffer)
             key = tuple(id(r) for r in reqs)
             cached = self._concat_cache.get(key)
             if cached is None:
@@ -729,7 +572,7 @@ class SiteLogger:
                 for k, i in spots:
                     last[k] = (int(item_times[i]), float(values[i]))
             else:
-                addresses, numbers, values, item_times = _map_items(
+                addresses, numbers, values, item_times = map_items(
                     reqs, times, frame_idx, ids, aggs, values, counts
                 )
                 if self._status_keys:
@@ -872,39 +715,6 @@ class SiteLogger:
         self._restart_flag = restarted
         if notice_messages and fflags & FLAG_MESSAGE_PENDING:
             self._messages_due = True
-
-
-def _map_items(reqs, times, frame_idx, ids, aggs, values, counts):
-    """Addresses of multi-info items answered in another order or incompletely."""
-    addresses = np.zeros(len(ids), dtype=np.uint16)
-    keep = np.zeros(len(ids), dtype=bool)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else np.empty(0, np.int64)
-    for f, req in enumerate(reqs[: len(counts)]):
-        lookup = {
-            (int(i), int(a)): addr
-            for i, a, addr in zip(
-                req.ids.tolist(), req.aggregations.tolist(), req.addresses.tolist(), strict=True
-            )
-        }
-        s = int(starts[f])
-        for j in range(s, s + int(counts[f])):
-            addr = lookup.get((int(ids[j]), int(aggs[j])))
-            if addr is not None:
-                addresses[j] = addr
-                keep[j] = True
-    item_times = times[frame_idx] if len(frame_idx) else np.empty(0, np.int64)
-    return addresses[keep], ids[keep], values[keep], item_times[keep]
-
-
-def _number(fmt: Format | None, data: bytes) -> float:
-    """A single read's value as a float (NaN if it cannot be read in its format)."""
-    try:
-        value = codec.unpack_value(fmt if fmt is not None else Format.FLOAT, data)
-    except XcomError:
-        return math.nan
-    if isinstance(value, (bytes, str)):
-        return math.nan
-    return float(value)
 
 
 def _describe(request: PlannedRead) -> str:
