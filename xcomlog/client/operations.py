@@ -102,7 +102,7 @@ def _first_address(family: Family) -> int:
 
 
 class ClientOperations(ScanOperations, FileTransferOperations):
-    """Every client operation, written once as a generator over session I/O commands."""
+    """Every client operation, written once as a generator over the engine's I/O commands."""
 
     def _setup(
         self,

@@ -47,7 +47,7 @@ from .framing import Framer, is_whole_frame
 from .polite import PolitePolicy
 from .requests import ANSWER, FOREIGN, UNMATCHED, Request
 
-log = logging.getLogger("xcomlog.session")
+log = logging.getLogger("xcomlog.engine")
 
 _BUSY = int(ErrorCode.SCOM_ERROR_GATEWAY_BUSY)
 _SERVICE_FLAGS = HEADER_SIZE  # offset of the service flags byte in a frame

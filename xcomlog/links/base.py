@@ -24,7 +24,7 @@ from typing import TypeAlias
 
 from ..exceptions import LinkError
 
-log = logging.getLogger("xcomlog.transport")
+log = logging.getLogger("xcomlog.links")
 
 #: How long ``open()`` waits by default (connect, or the Moxa connecting to us).
 DEFAULT_OPEN_TIMEOUT = 10.0

@@ -12,7 +12,7 @@ from ..exceptions import LinkError
 from ..protocol import DEFAULT_BAUDRATE
 from .base import _RECV_SIZE, AsyncTransport, Transport, _hex, _timeout
 
-log = logging.getLogger("xcomlog.transport")
+log = logging.getLogger("xcomlog.links")
 
 
 class SerialTransport(Transport):

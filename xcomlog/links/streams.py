@@ -13,7 +13,7 @@ from typing import Any
 from ..exceptions import LinkError
 from .base import _RECV_SIZE, AsyncTransport, _hex
 
-log = logging.getLogger("xcomlog.transport")
+log = logging.getLogger("xcomlog.links")
 
 
 def _close_socket(sock: socket.socket) -> None:

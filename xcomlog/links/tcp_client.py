@@ -16,7 +16,7 @@ from .streams import (
     _StreamProtocol,
 )
 
-log = logging.getLogger("xcomlog.transport")
+log = logging.getLogger("xcomlog.links")
 
 DEFAULT_TCP_PORT = 4001
 

@@ -20,7 +20,7 @@ from .streams import (
 )
 from .tcp_client import DEFAULT_TCP_PORT
 
-log = logging.getLogger("xcomlog.transport")
+log = logging.getLogger("xcomlog.links")
 
 
 def _parse_allow(allow: Iterable[str] | str | None) -> frozenset[str] | None:

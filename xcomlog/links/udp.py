@@ -11,7 +11,7 @@ from typing import Any
 from ..exceptions import LinkError
 from .base import AsyncTransport, Transport, _hex, _Link, _resolve_ip
 
-log = logging.getLogger("xcomlog.transport")
+log = logging.getLogger("xcomlog.links")
 
 #: Default port of the gateway's requests, and the local port a Moxa in UDP mode answers to.
 DEFAULT_UDP_PORT = 4002

@@ -1,4 +1,9 @@
-"""The logger: configuration, polling plan and the asyncio batch read loop over many sites.
+"""The logger: configuration, polling plan and the asyncio read loop over many sites.
+
+Modules: ``config`` (the TOML file), ``plan`` (requests encoded once), ``loop`` (one task
+per site: links, reconnects, events), ``scheduling`` (wall-clock ticks), ``burst`` (the
+engine's fast path) and ``columns`` (answers into columns); every exchange goes through
+the protocol engine (``xcomlog.engine``).
 
     from xcomlog.logger import load_config, run_logger
     run_logger(load_config("logger.toml"))          # until Ctrl-C / SIGTERM

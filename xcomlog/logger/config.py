@@ -180,7 +180,7 @@ class SiteConfig:
     src: int = ADDRESS_DTE
     messages: bool = True
     parameter_property: int = int(Property.VALUE_QSP)
-    polite: Any = None  # session.PolitePolicy (quiet windows, duty cycle) or None
+    polite: Any = None  # engine.PolitePolicy (quiet windows, duty cycle) or None
     backoff: tuple[float, float] = DEFAULT_BACKOFF_S
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
 

@@ -4,7 +4,10 @@
 infos, parameters (with flash-write accounting), multicast and phase addresses, multi
 infos, messages, GUID, the custom datalog field and the SD-card file transfer, with the
 specification's error code for every wrong request. ``handle`` is pure and in-process;
-the links in :mod:`xcomlog.sim.links` carry it over a pty, TCP or UDP.
+the links in :mod:`xcomlog.sim.links` carry it over a pty, TCP or UDP: each is given
+``handle_frame`` and the fault injector, and knows nothing else of the simulator. The
+SD card (:mod:`xcomlog.sim.sd_files`) reads the devices through the simulator's public
+``DatalogSource`` methods (``devices_by_family``, ``info_datapoints``...).
 """
 
 from __future__ import annotations
