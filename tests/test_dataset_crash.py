@@ -20,9 +20,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from xcomlog import dataset as dataset_mod
 from xcomlog.dataset import JOURNAL_DIR, DatasetWriter, read_segment
 from xcomlog.exceptions import StorageError
-from xcomlog.storage import journal as dataset_mod
 
 T0 = 1_718_000_000_000
 

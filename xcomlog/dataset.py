@@ -29,7 +29,14 @@ from .storage.datapoint_labels import (
 )
 from .storage.dataset_writer import DatasetWriter
 from .storage.day_merge import MERGE_DIR, META_MERGE_ID, merge_day
-from .storage.journal import BAD_SUFFIX, LOCK_FILE, SEGMENT_SUFFIX, compact_segment, read_segment
+from .storage.journal import (
+    BAD_SUFFIX,
+    LOCK_FILE,
+    SEGMENT_SUFFIX,
+    _Segment,  # noqa: F401 - tests make its disk writes fail
+    compact_segment,
+    read_segment,
+)
 from .storage.layout import (
     DATAPOINTS_FILE,
     DATAPOINTS_TABLE,
