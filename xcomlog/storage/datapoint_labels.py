@@ -109,6 +109,7 @@ def _version() -> str:
 
 
 def labels_present(table: pa.Table, labels: Mapping[tuple[int, int], Label]) -> list[Label]:
+    """The labels of the (address, number) pairs that occur in ``table``."""
     keys = np.unique(
         table.column("address").to_numpy().astype(np.uint32) << 16
         | table.column("number").to_numpy().astype(np.uint32)

@@ -28,7 +28,6 @@ from .table_schemas import SCHEMAS
 
 log = logging.getLogger("xcomlog.dataset")
 
-
 MERGE_DIR = "merges"  # under _journal: one manifest per day merge in progress
 META_MERGE_ID = b"xcomlog.merge_id"
 

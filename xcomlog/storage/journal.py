@@ -24,7 +24,7 @@ from .table_schemas import SCHEMAS
 
 log = logging.getLogger("xcomlog.dataset")
 
-
+#: Journal file names: segments (Arrow IPC streams), set-aside segments, the writer lock.
 SEGMENT_SUFFIX = ".arrows"
 BAD_SUFFIX = ".bad"  # a journal segment recovery could not use, kept for inspection
 LOCK_FILE = ".lock"

@@ -109,12 +109,14 @@ VALUES_SORT = [("address", "ascending"), ("number", "ascending"), ("time", "asce
 
 
 def table_write_options(table: str) -> dict:
+    """Keyword arguments of write_parquet_atomic for one table (a fresh dict)."""
     if table == "values":
         return dict(VALUES_WRITE_OPTIONS)
     return {"compression": "zstd", "compression_level": 9, "use_dictionary": True}
 
 
 def sort_table(table_name: str, table: pa.Table) -> pa.Table:
+    """The rows in file order: VALUES_SORT for values, time order for the other tables."""
     if table_name == "values":
         if table.num_rows > 1:
             # A live segment is journalled in arrival order: when its times never go back,
@@ -130,6 +132,7 @@ def sort_table(table_name: str, table: pa.Table) -> pa.Table:
 
 
 def write_small_file(path: Path, data: bytes) -> None:
+    """Write a small file (a merge manifest) atomically: temporary name, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
     with open(tmp, "wb") as f:
