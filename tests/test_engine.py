@@ -281,3 +281,20 @@ def test_split_frames_says_what_is_left():
     framer = Framer()
     assert framer.feed(a[:7]) == [] and framer.pending == 7
     assert framer.feed(a[7:] + b) == [a, b] and framer.pending == 0
+
+
+def test_an_error_answer_without_its_code_is_code_zero():
+    clock = Clock()
+    session = logger_session(clock)
+    bare = codec.encode_frame(
+        Service.READ,
+        ObjectType.USER_INFO,
+        3000,
+        Property.VALUE,
+        b"",
+        src=101,
+        dst=1,
+        service_flags=ServiceFlag.RESPONSE | ServiceFlag.ERROR,
+    )
+    outcome, _, _ = drive(session, session.run(READ_3000), [bare])
+    assert outcome.kind == ERROR and outcome.code == 0

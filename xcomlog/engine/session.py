@@ -31,6 +31,7 @@ from .. import codec
 from ..exceptions import DeviceError, LinkError, XcomError, XcomTimeout
 from ..protocol import (
     ADDRESS_DTE,
+    CHECKSUM_SIZE,
     FLAG_ERROR,
     FLAG_MESSAGE_PENDING,
     FLAG_RESTARTED,
@@ -316,8 +317,11 @@ class Session:
                         if not answer[_SERVICE_FLAGS] & FLAG_ERROR:
                             stats.responses += 1
                             return Outcome(OK, answer, t_ms, 0, sends, damaged_total)
-                        raw_code = answer[_ERROR_CODE]
-                        code = int.from_bytes(raw_code, "little") if len(raw_code) == 2 else 0
+                        code = (
+                            int.from_bytes(answer[_ERROR_CODE], "little")
+                            if len(answer) >= _ERROR_CODE.stop + CHECKSUM_SIZE
+                            else 0  # an error answer without its code
+                        )
                         outcome = Outcome(ERROR, answer, t_ms, code, sends, damaged_total)
                         if code == _BUSY:
                             stats.busy += 1

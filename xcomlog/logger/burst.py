@@ -45,7 +45,7 @@ class Burst:
         try:
             if not self._send(self.cycle.group.requests[self.cycle.index]):
                 return None
-            self.timer = loop.call_later(self.logger.site.timeout, self._check)
+            self.timer = loop.call_later(self.logger.config.timeout, self._check)
             await self.done
         finally:
             self._release()
@@ -75,7 +75,7 @@ class Burst:
 
     def _check(self) -> None:
         """Timer: end the burst once the request in flight has had its whole timeout."""
-        left = self.sent_at + self.logger.site.timeout - time.monotonic()
+        left = self.sent_at + self.logger.config.timeout - time.monotonic()
         if self.in_flight and left > 1e-3 and self.done is not None:
             self.timer = self.done.get_loop().call_later(left, self._check)
         else:

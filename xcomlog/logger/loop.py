@@ -99,7 +99,7 @@ class SiteLogger:
         transport_factory: Callable[[str], object] | None = None,
         open_timeout: float | None = None,
     ) -> None:
-        self.site = site
+        self.config = site
         self.writer = writer
         self._catalog = catalog
         self._factory = transport_factory
@@ -147,15 +147,15 @@ class SiteLogger:
             "number": number,
             "detail": detail,
         }
-        log.info("%s: %s %s", self.site.name, kind, detail)
-        self.writer.append_events(self.site.name, [row])
+        log.info("%s: %s %s", self.config.name, kind, detail)
+        self.writer.append_events(self.config.name, [row])
 
     def _transport(self):
         if self._factory is not None:
-            return self._factory(self.site.link)
+            return self._factory(self.config.link)
         from ..links import open_async_transport
 
-        return open_async_transport(self.site.link)
+        return open_async_transport(self.config.link)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, waking early when the logger is asked to stop."""
@@ -180,10 +180,10 @@ class SiteLogger:
         event, so a gateway that stays away does not flood the events table.
         """
         self._stop = stop
-        first, largest = self.site.backoff
+        first, largest = self.config.backoff
         delay = first
         transport = self._transport()
-        listening = self.site.link.lower().startswith("listen:")
+        listening = self.config.link.lower().startswith("listen:")
         link_up = False
         opened_once = False
         try:
@@ -197,11 +197,11 @@ class SiteLogger:
                         else:
                             await transport.open(self.open_timeout)
                     except asyncio.TimeoutError as exc:
-                        raise LinkError(f"{self.site.link}: open timed out") from exc
+                        raise LinkError(f"{self.config.link}: open timed out") from exc
                     opened_once = True
                     self.engine.link_opened()
                     link_up = True
-                    self.event("link_up", self.site.link)
+                    self.event("link_up", self.config.link)
                     if not self._prepared:
                         self.stats.state = "discovering"
                         await self._prepare(transport)
@@ -215,7 +215,7 @@ class SiteLogger:
                         self.stats.link_drops += 1
                         self.event("link_down", str(exc))
                     else:
-                        log.debug("%s: still down: %s", self.site.name, exc)
+                        log.debug("%s: still down: %s", self.config.name, exc)
                     link_up = False
                     if not listening:
                         await _close_quietly(transport)
@@ -236,31 +236,31 @@ class SiteLogger:
     def check(self) -> None:
         """Compile the plan now when the devices are configured: a wrong datapoint is a
         ConfigError before any link opens (scanned sites are checked after their scan)."""
-        if self.plan is None and self.site.devices is not None:
-            self.plan = compile_plan(self.site, self.site.devices, self.catalog)
+        if self.plan is None and self.config.devices is not None:
+            self.plan = compile_plan(self.config, self.config.devices, self.catalog)
 
     async def _prepare(self, transport) -> None:
         """Find the devices (unless configured), compile the plan, describe the points."""
         if self.plan is None:
-            devices = self.site.devices
+            devices = self.config.devices
             if devices is None:
                 devices = await self.discover(transport)
                 if not devices:
                     raise LinkError("no device answered the scan")
-            self.plan = compile_plan(self.site, devices, self.catalog)
+            self.plan = compile_plan(self.config, devices, self.catalog)
         plan = self.plan
-        self.writer.describe(self.site.name, plan.labels)
+        self.writer.describe(self.config.name, plan.labels)
         self._prepared = True
         t = now_ms()
         self.writer.append_devices(
-            self.site.name,
+            self.config.name,
             [
                 {
                     "time_ms": t,
                     "address": d.address,
                     "family": d.family.value,
                     "device": d.name,
-                    "detail": "configured" if self.site.devices is not None else "scanned",
+                    "detail": "configured" if self.config.devices is not None else "scanned",
                 }
                 for d in plan.devices
             ],
@@ -279,7 +279,7 @@ class SiteLogger:
         """Scan the bus: which Xtenders, VarioTracks, VarioStrings and BSP answer."""
         probes: list[tuple[Family, int, int]] = []
         flags = None
-        request = _probe_request(3000, ADDRESS_GATEWAY, self.site.src, multi_info=True)
+        request = _probe_request(3000, ADDRESS_GATEWAY, self.config.src, multi_info=True)
         outcome = await self._exchange(transport, request, quiet=True)
         if outcome.kind == OK:
             data = outcome.frame[HEADER_SIZE + 10 : -CHECKSUM_SIZE]
@@ -307,7 +307,7 @@ class SiteLogger:
                 probes.append((family, address, number))
         found: list[DeviceSpec] = []
         for family, address, number in probes:
-            request = _probe_request(number, address, self.site.src)
+            request = _probe_request(number, address, self.config.src)
             outcome = await self._exchange(transport, request, quiet=True)
             if outcome.kind == OK:
                 found.append(DeviceSpec(address, family))
@@ -322,13 +322,13 @@ class SiteLogger:
         assert plan is not None
         now = time.time()
         states = [GroupState(g, now) for g in plan.groups]  # first cycle at once
-        polite = self.site.polite
+        polite = self.config.polite
         quiet_logged_until = 0.0
         # runs of multi-info requests go out in bursts, unless polite mode paces each one
         burst = polite is None or polite.duty_cycle >= 1.0
         try:
             while not stop.is_set():
-                if self._messages_due and self.site.messages:
+                if self._messages_due and self.config.messages:
                     self._messages_due = False
                     await self._read_messages(transport)
                 now = time.time()
@@ -408,7 +408,7 @@ class SiteLogger:
     async def _run_request(
         self, transport, request: PlannedRead, cycle: Cycle, sent_at: float | None = None
     ) -> None:
-        polite = self.site.polite
+        polite = self.config.polite
         if polite is not None and polite.duty_cycle < 1.0:
             started = time.monotonic()
             outcome = await self._exchange(transport, request)
@@ -443,7 +443,7 @@ class SiteLogger:
         if kind == DAMAGED:
             self._fail(request, "bad_frame", "the answer arrived damaged (checksum)")
             return
-        self._fail(request, "timeout", f"no answer within {self.site.timeout:g} s")
+        self._fail(request, "timeout", f"no answer within {self.config.timeout:g} s")
 
     def _use_single_reads(self, code: int, cycle: Cycle) -> None:
         assert self.plan is not None
@@ -532,7 +532,7 @@ class SiteLogger:
 
     def _flush_cycle(self, cycle: Cycle) -> None:
         """Decode what a cycle gathered in one batch and queue it for the writer."""
-        site = self.site.name
+        site = self.config.name
         if cycle.multi_reqs:
             buffer = bytes(cycle.multi_buf)
             reqs = cycle.multi_reqs
@@ -658,7 +658,7 @@ class SiteLogger:
             index += 1
         if rows:
             self.stats.messages += len(rows)
-            self.writer.append_messages(self.site.name, rows)
+            self.writer.append_messages(self.config.name, rows)
 
     def _has_messages(self) -> bool:
         try:
@@ -809,9 +809,9 @@ class Logger:
         self.started = time.time()
         self.failed: dict[str, BaseException] = {}
         for site in self.sites:
-            site.event("start", f"xcomlog logger, site link {site.site.link}")
+            site.event("start", f"xcomlog logger, site link {site.config.link}")
         tasks = [
-            asyncio.create_task(self._guard(site, stop), name=f"site-{site.site.name}")
+            asyncio.create_task(self._guard(site, stop), name=f"site-{site.config.name}")
             for site in self.sites
         ]
         timer = None
@@ -849,8 +849,8 @@ class Logger:
         except ConfigError as exc:
             site.stats.state = "stopped: configuration"
             site.stats.last_error = str(exc)
-            log.error("site %s stopped: %s", site.site.name, exc)
-            self.failed[site.site.name] = exc
+            log.error("site %s stopped: %s", site.config.name, exc)
+            self.failed[site.config.name] = exc
             site.event("config_error", f"site stopped: {exc}")
             if len(self.failed) == len(self.sites):
                 if self.error is None:

@@ -90,4 +90,4 @@ def _site_text(site, with_name: bool) -> str:
     text = ", ".join(items) if items else stats.state
     if stats.state not in ("polling",) and items:
         text = f"{stats.state}: {text}"
-    return f"{site.site.name}: {text}" if with_name else text
+    return f"{site.config.name}: {text}" if with_name else text
