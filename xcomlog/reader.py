@@ -185,6 +185,7 @@ def read(
     table: str = "values",
     freq: str | None = None,
     tz: str | None = None,
+    quantities: str | Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Read a dataset into a pandas DataFrame.
 
@@ -195,7 +196,17 @@ def read(
     values polled a few ms apart share a row. ``tz`` converts the times for display.
     ``table`` reads ``messages``, ``events``, ``parameters`` or ``devices`` (always long),
     or ``datapoints`` (the labels; only ``site`` applies).
+    ``quantities`` (``["State of Charge", "PV power"]``) reads one series per device and
+    quantity from whichever infos recorded it, live or imported, with a ``source`` per
+    row (see :mod:`xcomlog.quantities`; ``numbers`` does not apply).
     """
+    if quantities is not None:
+        from .quantities import read_quantities
+
+        return read_quantities(
+            path, quantities, start=start, end=end, site=site, addresses=addresses,
+            wide=wide, freq=freq, tz=tz,
+        )  # fmt: skip
     _pandas()
     root_path = Path(path)
     if table == DATAPOINTS_TABLE:
