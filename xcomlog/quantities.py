@@ -118,7 +118,8 @@ def read_quantities(
     Long (default): columns ``time, site, device, address, quantity, value, unit, number,
     statistic, source``, where ``source`` reads ``"7032 minute avg"``. ``wide=True``:
     a time index (floored to ``freq`` when given), a column ``"bsp State of Charge [%]"``
-    per device and quantity and beside it ``"bsp State of Charge source"``.
+    per device and quantity and beside it ``"bsp State of Charge source"``;
+    ``attrs["series"]`` maps each value column to its site, device, address and quantity.
     """
     from .reader import _pandas, read
 
@@ -219,14 +220,27 @@ def _to_wide(data: pd.DataFrame, freq: str | None) -> pd.DataFrame:
     values = frame.pivot(index="time", columns="name", values="value")
     origin = frame.pivot(index="time", columns="name", values="source")
     units = dict(zip(frame["name"], frame["unit"], strict=True))
+    keys = data.assign(name=name).drop_duplicates("name").set_index("name")
     out = {}
+    series = {}
     for column in values.columns:
         unit = units[column]
-        out[f"{column} [{unit}]" if unit else column] = values[column]
+        label = f"{column} [{unit}]" if unit else column
+        out[label] = values[column]
         out[f"{column} source"] = origin[column]
+        row = keys.loc[column]
+        series[label] = {
+            "site": str(row["site"]),
+            "device": str(row["device"]),
+            "address": int(row["address"]),
+            "quantity": str(row["quantity"]),
+            "unit": unit,
+            "source_column": f"{column} source",
+        }
     wide = pd.DataFrame(out, index=values.index).sort_index()
     wide.index.name = "time"
     wide.columns.name = None
+    wide.attrs["series"] = series  # value column -> site, device, address, quantity, unit
     return wide
 
 
