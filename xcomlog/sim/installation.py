@@ -143,7 +143,9 @@ class Installation:
         check("variostrings", self.variostrings, 0, 15)
         self._resolve_system_voltage()
         check("battery_cells", self.cells, 1, 64)
-        parse_version(self.gateway_version)
+        # Answered on every multi-info request: decided once.
+        supported = parse_version(self.gateway_version) >= MULTI_INFO_MIN_GATEWAY_VERSION
+        object.__setattr__(self, "_multi_info", supported)
         check("sd_days", self.sd_days, 0, 366)
         check("messages", self.messages, 0, 100_000)
         if self.battery is not None and self.battery not in BATTERY_DEVICES:
@@ -254,7 +256,7 @@ class Installation:
     @property
     def supports_multi_info(self) -> bool:
         """False for gateways before firmware 1.6.74: they answer SERVICE_NOT_SUPPORTED."""
-        return parse_version(self.gateway_version) >= MULTI_INFO_MIN_GATEWAY_VERSION
+        return self._multi_info  # type: ignore[attr-defined,no-any-return]
 
     def device_catalog(self, catalog: Any) -> Any:
         """The catalog with the battery-voltage limits of this installation's system voltage."""
