@@ -305,3 +305,21 @@ def test_search_says_how_many_more_and_all_shows_them(capsys):
     assert len(out.splitlines()) - 2 == total and err == ""
     assert main(["catalog", "search", "battery", "voltage", "--limit", "0"]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def test_data_files_without_quantity_columns_still_load(tmp_path):
+    """A catalog generated before quantities existed reads, with empty quantities."""
+    import csv
+
+    from xcomlog.catalog import read_catalog
+
+    with open(DATA_DIR / "datapoints.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    old = [c for c in rows[0] if c not in ("quantity", "statistic", "part_of")]
+    with open(tmp_path / "datapoints.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, old, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    cat = read_catalog(tmp_path)
+    assert len(cat) == len(load_catalog())
+    assert cat.get(7002, family="bsp").quantity == "" and cat.corrections() == []

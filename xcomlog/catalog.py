@@ -864,6 +864,8 @@ def parse_family(family: Family | str) -> Family:
 
 
 _DATAPOINT_FIELDS = {f.name for f in dataclasses.fields(Datapoint)}
+#: Columns data files generated before quantities existed lack (read as "").
+_OPTIONAL_COLUMNS = ("quantity", "statistic", "part_of")
 _FLOAT_COLUMNS = (
     "default",
     "minimum",
@@ -894,7 +896,8 @@ def _read_datapoints(path: Path) -> list[Datapoint]:
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, [])
-        missing = _DATAPOINT_FIELDS - set(header)
+        missing = _DATAPOINT_FIELDS - set(header) - set(_OPTIONAL_COLUMNS)
+        absent = [name for name in _OPTIONAL_COLUMNS if name not in header]
         if missing:
             raise CatalogError(f"{path}: missing columns {', '.join(sorted(missing))}")
         width = len(header)
@@ -917,6 +920,8 @@ def _read_datapoints(path: Path) -> list[Datapoint]:
                 d["other_parents"] = tuple(map(int, others.split())) if others else ()
                 for name in extra:
                     del d[name]
+                for name in absent:
+                    d[name] = ""
                 if d["kind"] not in KINDS:
                     raise ValueError(f"unknown kind {d['kind']!r}")
             except (KeyError, ValueError) as exc:
