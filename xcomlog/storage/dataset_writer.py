@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from ..exceptions import StorageError, ValidationError
+from ..exceptions import ConfigError, StorageError, ValidationError
 from .datapoint_labels import Label, normalize_labels, read_labels, write_labels
 from .day_merge import merge_day
 from .journal import JournalLock, compact_segment, open_segment, recover_journal
@@ -48,6 +48,24 @@ def _storage_error(exc: BaseException, root: Path, what: str) -> StorageError:
     if isinstance(exc, OSError):
         err.errno = exc.errno
     return err
+
+
+#: The longest interval the writer accepts (a day): beyond it ``Event.wait`` and wall-clock
+#: slots overflow, and a journal flushed less often than daily defeats its purpose.
+MAX_INTERVAL_S = 86_400.0
+
+
+def _seconds(name: str, value) -> float:
+    """An interval in seconds, refused with one clear sentence unless 0 < value <= a day."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_INTERVAL_S:
+        raise ConfigError(
+            f"{name} must be a number of seconds in (0, {MAX_INTERVAL_S:.0f}], got {value!r}"
+        )
+    return seconds
 
 
 _INT_RANGES = {np.dtype(np.int64): (-(2**63), 2**63 - 1), np.dtype(np.uint16): (0, 0xFFFF)}
@@ -114,13 +132,9 @@ class DatasetWriter:
         merge_days: bool = True,
         on_flush: Callable[[dict], None] | None = None,
     ) -> None:
-        if not flush_interval > 0:
-            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
-        if not rotate_interval > 0:
-            raise ValueError(f"rotate_interval must be > 0 seconds, got {rotate_interval!r}")
         self.root = Path(out_dir)
-        self.flush_interval = float(flush_interval)
-        self.rotate_interval = float(rotate_interval)
+        self.flush_interval = _seconds("flush_interval", flush_interval)
+        self.rotate_interval = _seconds("rotate_interval", rotate_interval)
         self.max_buffer_rows = int(max_buffer_rows)
         self.max_segment_rows = int(max_segment_rows)
         self.merge_days = bool(merge_days)
@@ -326,6 +340,17 @@ class DatasetWriter:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def failed(self) -> bool:
+        """True once the writer stopped on an error (``error`` says which): the rows
+        appended since are not stored, and the caller must stop."""
+        return self.error is not None
+
+    def raise_if_failed(self) -> None:
+        """Raise the writer's error (a StorageError) if its thread stopped on one."""
+        if self.error is not None:
+            raise self.error
+
     def __enter__(self) -> DatasetWriter:
         return self
 
@@ -396,9 +421,17 @@ class DatasetWriter:
             self._wake.set()
 
     def _run(self) -> None:
+        """The thread's body: whatever kills it is recorded as the writer's error, so the
+        next ``append_*``/``flush`` (and the logger watching ``failed``) stops with it."""
+        try:
+            self._run_loop()
+        except BaseException as exc:  # noqa: BLE001 - a dead writer must never be silent
+            self._fail(exc)
+
+    def _run_loop(self) -> None:
         next_flush = time.monotonic() + self.flush_interval
         while not self._stop.is_set():
-            self._wake.wait(max(0.0, next_flush - time.monotonic()))
+            self._wake.wait(min(max(0.0, next_flush - time.monotonic()), MAX_INTERVAL_S))
             self._wake.clear()
             if self._stop.is_set():
                 break
@@ -420,7 +453,15 @@ class DatasetWriter:
                 break
 
     def _fail(self, exc: BaseException) -> None:
-        err = _storage_error(exc, self.root, "write") if isinstance(exc, OSError) else exc
+        if isinstance(exc, OSError):
+            err = _storage_error(exc, self.root, "write")
+        else:  # a bug or an impossible value: still one sentence, and the logger stops
+            err = StorageError(
+                f"the dataset writer for {self.root} stopped on an unexpected "
+                f"{type(exc).__name__}: {exc}. Logging stopped; rows already journalled are "
+                "safe and will be recovered on the next start"
+            )
+            err.__cause__ = exc
         if self.error is None:
             self.error = err
             log.error("%s", err)
