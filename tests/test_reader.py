@@ -168,7 +168,8 @@ def test_empty_selection_keeps_columns(dataset):
 
 def test_tz_converts_for_display(dataset):
     out, _ = dataset
-    df = xcomlog.read(out, site="home", numbers=3000, tz="Europe/Zurich", end="2024-06-10 01:00")
+    # a naive bound is in ``tz`` too (issue 12): 03:00 in Zurich is 01:00 UTC
+    df = xcomlog.read(out, site="home", numbers=3000, tz="Europe/Zurich", end="2024-06-10 03:00")
     assert str(df.index.tz) == "Europe/Zurich"
     assert df.index[0] == pd.Timestamp("2024-06-10 02:00", tz="Europe/Zurich")
 

@@ -19,9 +19,16 @@ import pyarrow as pa
 
 from ..exceptions import ConfigError, StorageError, ValidationError
 from .datapoint_labels import Label, normalize_labels, read_labels, write_labels
-from .day_merge import merge_day
-from .journal import JournalLock, compact_segment, open_segment, recover_journal
+from .day_merge import merge_day, unmerged_days
+from .journal import (
+    JournalLock,
+    compact_segment,
+    open_segment,
+    publish_segment,
+    recover_journal,
+)
 from .layout import EPOCH_DATE, JOURNAL_DIR, MS_PER_DAY, check_site, partition_dir
+from .parquet_files import remove_leftover_tmp
 from .table_schemas import SCHEMAS, TIME_TYPE, VALUES_SCHEMA
 
 if TYPE_CHECKING:
@@ -114,6 +121,16 @@ class DatasetWriter:
     (appended and fsynced) and compacts the journal into sorted zstd Parquet files at
     each rotation (wall-clock aligned ``rotate_interval``), at UTC day change and on close.
 
+    Every ``publish_interval`` (60 s) the rows journalled so far are also published: each
+    growing segment's ``live-*`` file is written, or replaced by a longer version, so plain
+    Parquet readers see rows at most that old without more files (the rotation's compaction
+    writes the same file name; a finished day is still merged into one file).
+    ``xcomlog.read`` also reads the journal and sees rows up to the last flush.
+
+    At start the writer recovers what a crash left: journal segments become Parquet,
+    temporary files of dead writers are deleted, and finished days left unmerged are merged
+    (one per turn of the thread, between flushes).
+
     ``append_*`` never touches the disk: a background thread does the I/O, so a slow disk
     never delays the caller. After a crash at most the last ``flush_interval`` of rows is
     lost; the next writer (or ``DatasetWriter.recover``) turns the journal into Parquet.
@@ -127,6 +144,7 @@ class DatasetWriter:
         flush_interval: float = 10.0,
         rotate_interval: float = 3600.0,
         *,
+        publish_interval: float = 60.0,
         max_buffer_rows: int = 2_000_000,
         max_segment_rows: int = 8_000_000,
         merge_days: bool = True,
@@ -135,6 +153,7 @@ class DatasetWriter:
         self.root = Path(out_dir)
         self.flush_interval = _seconds("flush_interval", flush_interval)
         self.rotate_interval = _seconds("rotate_interval", rotate_interval)
+        self.publish_interval = _seconds("publish_interval", publish_interval)
         self.max_buffer_rows = int(max_buffer_rows)
         self.max_segment_rows = int(max_segment_rows)
         self.merge_days = bool(merge_days)
@@ -166,9 +185,14 @@ class DatasetWriter:
             "bytes": 0,
             "journal_bytes": 0,
             "last_flush": None,
+            "publishes": 0,
+            "last_publish": None,
         }
         try:
             recovered = recover_journal(self.root)
+            self.leftovers_removed = remove_leftover_tmp(self.root)
+            today = dt.datetime.now(dt.timezone.utc).date()
+            self._leftover_days = unmerged_days(self.root, today) if self.merge_days else []
         except BaseException as exc:
             self._lock.release()
             if isinstance(exc, OSError):
@@ -207,7 +231,9 @@ class DatasetWriter:
             return {}
         lock = JournalLock(root)
         try:
-            return recover_journal(root)
+            recovered = recover_journal(root)
+            remove_leftover_tmp(root)
+            return recovered
         except OSError as exc:
             raise _storage_error(exc, root, "recover the journal") from exc
         finally:
@@ -430,13 +456,18 @@ class DatasetWriter:
 
     def _run_loop(self) -> None:
         next_flush = time.monotonic() + self.flush_interval
+        next_publish = time.monotonic() + self.publish_interval
         while not self._stop.is_set():
-            self._wake.wait(min(max(0.0, next_flush - time.monotonic()), MAX_INTERVAL_S))
+            due = min(next_flush, next_publish) - time.monotonic()
+            if self._leftover_days:
+                due = 0.0  # merge the next leftover day at once
+            self._wake.wait(min(max(0.0, due), MAX_INTERVAL_S))
             self._wake.clear()
             if self._stop.is_set():
                 break
             now = time.monotonic()
-            if now >= next_flush or self._buffered_rows >= self.max_buffer_rows:
+            publish = now >= next_publish
+            if publish or now >= next_flush or self._buffered_rows >= self.max_buffer_rows:
                 next_flush = now + self.flush_interval
                 with self._io_lock:
                     if self.error is not None:
@@ -451,6 +482,42 @@ class DatasetWriter:
             self._compact_pending()
             if self.error is not None:
                 break
+            if publish:
+                next_publish = now + self.publish_interval
+                self._publish_open()
+            elif self._leftover_days:
+                self._merge_leftover()
+            if self.error is not None:
+                break
+
+    def _publish_open(self) -> None:
+        """Publish the fsynced rows of every open segment that grew since its last publish."""
+        with self._io_lock:
+            todo = [
+                (key, seg, seg.synced_rows, dict(self._labels.get(key[1], {})))
+                for key, seg in self._segments.items()
+                if seg.synced_rows > seg.published_rows
+            ]
+        for (table_name, site, day), seg, rows, labels in todo:
+            try:
+                publish_segment(self.root, table_name, site, day, seg.path, rows, labels)
+            except BaseException as exc:  # the journal still holds every row
+                self._fail(exc)
+                return
+            seg.published_rows = rows
+        with self._buf_lock:
+            self._stats["publishes"] += 1
+            self._stats["last_publish"] = time.time()
+
+    def _merge_leftover(self) -> None:
+        """Merge one finished day a crash (or an earlier stop) left unmerged, unless this
+        writer still has rows of that day to compact."""
+        table_name, site, day = key = self._leftover_days.pop(0)
+        with self._io_lock:
+            busy = key in self._segments or any(k == key for k, _ in self._pending)
+            labels = dict(self._labels.get(site, {}))
+        if not busy:
+            self._merge(table_name, site, day, labels)
 
     def _fail(self, exc: BaseException) -> None:
         if isinstance(exc, OSError):

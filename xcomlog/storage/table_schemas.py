@@ -123,3 +123,6 @@ META_DATAPOINTS = b"xcomlog.datapoints"  # JSON list of [address, number, name, 
 META_SITE = b"xcomlog.site"
 META_TABLE = b"xcomlog.table"
 META_VERSION = b"xcomlog.version"
+#: In a writer's ``live-*`` file: how many rows of its journal segment it holds (the file is
+#: republished as the segment grows; a reader takes the segment's rows past this count).
+META_JOURNAL_ROWS = b"xcomlog.journal_rows"
