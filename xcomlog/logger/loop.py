@@ -1122,6 +1122,7 @@ class Logger:
                 config.out,
                 flush_interval=config.flush_interval,
                 rotate_interval=config.rotate_interval,
+                publish_interval=config.publish_interval,
             )
         self.writer = writer
         self.sites = [
