@@ -27,9 +27,9 @@ from .journal import (
     publish_segment,
     recover_journal,
 )
-from .layout import EPOCH_DATE, JOURNAL_DIR, MS_PER_DAY, check_site, partition_dir
+from .layout import EPOCH_DATE, JOURNAL_DIR, check_site, partition_dir
 from .parquet_files import remove_leftover_tmp
-from .table_schemas import SCHEMAS, TIME_TYPE, VALUES_SCHEMA
+from .table_schemas import SCHEMAS, TIME_PER_DAY, TIME_PER_MS, TIME_TYPE, VALUES_SCHEMA
 
 if TYPE_CHECKING:
     from .journal import _Segment
@@ -116,6 +116,64 @@ def _as_column(name: str, data, dtype, n: int) -> np.ndarray:
         raise ValidationError(f"append_values: {name}: {exc}") from exc
 
 
+#: Milliseconds that still fit in int64 once in microseconds (the year 294,000).
+_MAX_MS = (2**63 - 1) // TIME_PER_MS
+
+
+def _times(data, n: int) -> np.ndarray:
+    """Times in TIME_TYPE ticks (µs) from int64 ms (or numpy datetime64 of any unit)."""
+    if isinstance(data, np.ndarray) and np.issubdtype(data.dtype, np.datetime64):
+        return data.astype("datetime64[us]").astype(np.int64).reshape(-1)
+    ms = _as_column("time_ms", data, np.int64, n)
+    if ms.size and (ms.min() < -_MAX_MS or ms.max() > _MAX_MS):
+        raise ValidationError(f"append_values: time_ms out of range ({ms.min()}..{ms.max()})")
+    return ms * TIME_PER_MS
+
+
+def unique_series_times(key: np.ndarray, t: np.ndarray, last: dict[int, int]) -> np.ndarray:
+    """Times made unique per series: within each ``key`` (address << 16 | number), in time
+    then arrival order, a time not after the series' previous one becomes that one + 1 tick
+    (1 µs). Across calls (``last``: key -> newest time stored, updated here) the count goes
+    on within the same millisecond; a clock stepping back is left as it is.
+
+    Real times are kept: the logger's times are milliseconds, so only the sub-ms part of
+    the rows read several times within one millisecond (``interval = 0``) is used.
+    """
+    n = len(t)
+    if n == 0:
+        return t
+    order = np.lexsort((t, key))
+    k, ts = key[order], t[order]
+    first = np.ones(n, bool)
+    first[1:] = k[1:] != k[:-1]
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    none = np.iinfo(np.int64).min
+    seeds = np.array([last.get(int(x), none) for x in k[starts]], np.int64)
+    same_ms = (seeds >= ts[starts]) & (seeds // TIME_PER_MS == ts[starts] // TIME_PER_MS)
+    seeds = np.where(same_ms, seeds, none)
+    clash = bool(np.any(~first[1:] & (ts[1:] <= ts[:-1]))) or bool(np.any(ts[starts] <= seeds))
+    if clash:
+        j = np.arange(n, dtype=np.int64) - starts[group]  # index within the series
+        base = ts[starts][group]
+        rel = ts - base - j  # ts[i] - i, relative to the series' first time
+        big = int(rel.max() - rel.min()) + 1
+        if len(starts) * big < 2**62:  # a per-series running max in one accumulate
+            w = np.maximum.accumulate(rel + group * big) - group * big
+        else:  # pragma: no cover - times years apart in one flush: a plain loop
+            w = rel.copy()
+            for i in range(1, n):
+                if not first[i]:
+                    w[i] = max(w[i], w[i - 1])
+        seed_rel = np.where(seeds > none, seeds + 1 - ts[starts], none // 2)
+        ts = base + j + np.maximum(w, seed_rel[group])
+    ends = np.append(starts[1:], n) - 1
+    last.update(zip(k[ends].tolist(), ts[ends].tolist(), strict=True))
+    out = np.empty_like(t)
+    out[order] = ts
+    return out
+
+
 class DatasetWriter:
     """Buffers rows in memory, journals them to Arrow IPC segments every ``flush_interval``
     (appended and fsynced) and compacts the journal into sorted zstd Parquet files at
@@ -175,6 +233,7 @@ class DatasetWriter:
         self._pending: list[tuple[tuple[str, str, dt.date], Path]] = []
         self._compact_lock = threading.Lock()
         self._latest_day: dict[tuple[str, str], dt.date] = {}
+        self._newest: dict[tuple[str, str], dict[int, int]] = {}  # see unique_series_times
         self._stats = {
             "rows_appended": 0,
             "rows_journalled": 0,
@@ -278,7 +337,7 @@ class DatasetWriter:
                 n = len(x)
                 break
         cols = (
-            _as_column("time_ms", time_ms, np.int64, n),
+            _times(time_ms, n),
             _as_column("address", address, np.uint16, n),
             _as_column("number", number, np.uint16, n),
             _as_column("value", value, np.float32, n),
@@ -427,6 +486,13 @@ class DatasetWriter:
                 data = [
                     v if v is None or type(v) is str else str(getattr(v, "value", v)) for v in data
                 ]
+            elif field.type == TIME_TYPE:  # integers are milliseconds (``time_ms``)
+                data = [
+                    v * TIME_PER_MS
+                    if isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                    else v
+                    for v in data
+                ]
             try:
                 arr = pa.array(data, type=field.type)
             except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
@@ -539,11 +605,17 @@ class DatasetWriter:
             self._buffered_rows = 0
         return taken
 
-    def _batches_by_day(self, table_name: str, items: list) -> list[tuple[dt.date, pa.RecordBatch]]:
+    def _batches_by_day(
+        self, table_name: str, site: str, items: list
+    ) -> list[tuple[dt.date, pa.RecordBatch]]:
+        newest = self._newest.setdefault((table_name, site), {})
         if table_name == "values":
             t = np.concatenate([c[0] for c in items])
-            cols = [t] + [np.concatenate([c[k] for c in items]) for k in (1, 2, 3)]
-            days = t // MS_PER_DAY
+            cols = [np.concatenate([c[k] for c in items]) for k in (1, 2, 3)]
+            key = cols[0].astype(np.uint32) << 16 | cols[1]
+            t = unique_series_times(key, t, newest)
+            cols = [t, *cols]
+            days = t // TIME_PER_DAY
             d0, d1 = days.min(), days.max()
             schema = VALUES_SCHEMA
             if d0 == d1:
@@ -568,7 +640,14 @@ class DatasetWriter:
             return out
         table = pa.Table.from_batches(items).combine_chunks()
         t = table.column("time").cast(pa.int64()).to_numpy()
-        days = t // MS_PER_DAY
+        if table_name == "parameters":  # (time, address, number) is its key too
+            key = table.column("address").to_numpy().astype(np.uint32) << 16
+            key |= table.column("number").to_numpy()
+            t = unique_series_times(key, t, newest)
+            time_col = pa.array(t, pa.int64()).cast(TIME_TYPE)
+            index = table.schema.get_field_index("time")
+            table = table.set_column(index, table.schema.field(index), time_col)
+        days = t // TIME_PER_DAY
         out = []
         for d in np.unique(days):
             sub = table.filter(pa.array(days == d)) if days.min() != days.max() else table
@@ -583,7 +662,7 @@ class DatasetWriter:
         pending = taken
         try:
             for (table_name, site), items in list(pending.items()):
-                for day, batch in self._batches_by_day(table_name, items):
+                for day, batch in self._batches_by_day(table_name, site, items):
                     key = (table_name, site, day)
                     seg = self._segments.get(key)
                     if seg is None:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .layout import TMP_SUFFIX
+from .table_schemas import TIME_TYPE
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -84,6 +85,21 @@ def remove_leftover_tmp(root: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def with_time_unit(table: pa.Table) -> pa.Table:
+    """``table`` with every UTC timestamp column in the dataset's unit (TIME_TYPE): callers
+    that build millisecond columns (the SD-card importer) keep working, and every file
+    of the dataset has one time type."""
+    fields = list(table.schema)
+    changed = False
+    for i, field in enumerate(fields):
+        if pa.types.is_timestamp(field.type) and field.type != TIME_TYPE:
+            fields[i] = field.with_type(TIME_TYPE)
+            changed = True
+    if not changed:
+        return table
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
 def _b(text: bytes | str) -> bytes:
     return text if isinstance(text, bytes) else str(text).encode()
 
@@ -106,6 +122,7 @@ def write_parquet_atomic(
     ``metadata`` is merged into the schema's key-value metadata (e.g. META_DATAPOINTS).
     """
     path = Path(path)
+    table = with_time_unit(table)
     if metadata:
         merged = dict(table.schema.metadata or {})
         merged.update({_b(k): _b(v) for k, v in metadata.items()})
