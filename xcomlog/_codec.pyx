@@ -1263,7 +1263,12 @@ def pack_multi_info_request(items):
 
 
 cdef tuple _pair(object pair):
-    info_id, aggregation = pair
+    cdef tuple items = tuple(pair)
+    if len(items) != 2:
+        raise ValueError(
+            f"a multi-info item is an (info id, aggregation) pair, got {len(items)} values"
+        )
+    info_id, aggregation = items
     return (
         <uint32_t>_check_u(info_id, 16, "info id"),
         <uint32_t>_check_u(aggregation, 8, "aggregation"),

@@ -666,7 +666,13 @@ def pack_multi_info_request(items: Iterable[tuple[int, int]]) -> bytes:
             f"a multi-info request holds 1..{MULTI_INFO_MAX_ITEMS} items, got {len(items)}"
         )
     out = bytearray()
-    for info_id, aggregation in items:
+    for item in items:
+        pair = tuple(item)
+        if len(pair) != 2:
+            raise ValueError(
+                f"a multi-info item is an (info id, aggregation) pair, got {len(pair)} values"
+            )
+        info_id, aggregation = pair
         info_id = _check_u(info_id, 16, "info id")
         aggregation = _check_u(aggregation, 8, "aggregation")
         out += struct.pack("<HB", info_id, aggregation)
