@@ -506,19 +506,16 @@ def _read_stored(paths: list[Path], table: str) -> tuple[pa.Table, set[str]] | N
     return pa.concat_tables(tables), zones
 
 
+def _series(table: pa.Table) -> np.ndarray:
+    """One int64 per (address, number) of a values table."""
+    address = table.column("address").to_numpy().astype(np.int64)
+    return (address << 16) | table.column("number").to_numpy().astype(np.int64)
+
+
 def _value_keys(table: pa.Table, t0: int) -> np.ndarray:
     """One int64 per (time, address, number) of a values table, times relative to ``t0``."""
     time_ = table.column("time").cast(pa.int64()).to_numpy() - t0
-    series = (table.column("address").to_numpy().astype(np.int64) << 16) | table.column(
-        "number"
-    ).to_numpy().astype(np.int64)
-    return (time_ << 32) | series
-
-
-def _series(table: pa.Table) -> np.ndarray:
-    return (table.column("address").to_numpy().astype(np.int64) << 16) | table.column(
-        "number"
-    ).to_numpy().astype(np.int64)
+    return (time_ << 32) | _series(table)
 
 
 def _merge_values(stored: pa.Table, new: pa.Table, counters: set[tuple[int, int]]) -> pa.Table:
