@@ -31,9 +31,14 @@ def read_values(out, site: str = "home") -> pa.Table:
     return pa.concat_tables(pq.read_table(f, schema=dataset.VALUES_SCHEMA) for f in files)
 
 
+def ms(table: pa.Table) -> np.ndarray:
+    """The times of a table in ms since the epoch (the stored unit may be finer)."""
+    return table.column("time").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy()
+
+
 def keyed(table: pa.Table) -> dict[tuple[int, int, int], float]:
     """(time ms, address, number) -> value; fails on a duplicate key."""
-    times = table.column("time").cast(pa.int64()).to_numpy()
+    times = ms(table)
     addresses = table.column("address").to_numpy()
     numbers = table.column("number").to_numpy()
     values = table.column("value").to_numpy()
@@ -124,7 +129,7 @@ def test_a_corrupted_date_is_rejected_and_reported(good, year):
     assert issue.text.startswith("1 rows, first")
     stored = keyed(read_values(out))
     assert stored == values  # nothing moved to 1969, nothing lost
-    times = read_values(out).column("time").cast(pa.int64()).to_numpy()
+    times = ms(read_values(out))
     assert times.min() >= np.datetime64("2018-12-30T23:00", "ms").astype(np.int64)
 
 

@@ -33,6 +33,7 @@ from typing import TextIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import dataset, sdcard
@@ -512,10 +513,16 @@ def _series(table: pa.Table) -> np.ndarray:
     return (address << 16) | table.column("number").to_numpy().astype(np.int64)
 
 
+def _time_ms(table: pa.Table) -> np.ndarray:
+    """The times of a table in ms since the epoch, whatever the stored unit (SD rows are
+    whole minutes, so nothing is cut)."""
+    ms = pc.cast(table.column("time"), pa.timestamp("ms", tz="UTC"), safe=False)
+    return ms.cast(pa.int64()).to_numpy()
+
+
 def _value_keys(table: pa.Table, t0: int) -> np.ndarray:
     """One int64 per (time, address, number) of a values table, times relative to ``t0``."""
-    time_ = table.column("time").cast(pa.int64()).to_numpy() - t0
-    return (time_ << 32) | _series(table)
+    return ((_time_ms(table) - t0) << 32) | _series(table)
 
 
 def _merge_values(stored: pa.Table, new: pa.Table, counters: set[tuple[int, int]]) -> pa.Table:
@@ -523,7 +530,7 @@ def _merge_values(stored: pa.Table, new: pa.Table, counters: set[tuple[int, int]
     day counters only for a counter not stored at all (its time follows the last row)."""
     if not new.num_rows:
         return new
-    times = [t.cast(pa.int64()).to_numpy() for t in (stored.column("time"), new.column("time"))]
+    times = [_time_ms(t) for t in (stored, new)]
     t0 = int(min(t.min() for t in times if len(t)))
     span = max(int(t.max()) for t in times if len(t)) - t0
     if span >= 1 << 31:  # never for one day (3 days are 2.6e8 ms); keys would not fit
@@ -539,7 +546,7 @@ def _merge_values(stored: pa.Table, new: pa.Table, counters: set[tuple[int, int]
 
 def _by_date(table: pa.Table) -> dict[dt.date, pa.Table]:
     """A values table split by UTC date, each part sorted by (address, number, time)."""
-    days = table.column("time").cast(pa.int64()).to_numpy() // DAY_MS
+    days = _time_ms(table) // DAY_MS
     out = {}
     for d in np.unique(days).tolist():
         part = table.filter(pa.array(days == d))
