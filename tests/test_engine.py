@@ -15,6 +15,7 @@ from xcomlog.engine import (
     ERROR,
     OK,
     TIMEOUT,
+    UNMATCHED,
     Framer,
     Receive,
     Request,
@@ -298,3 +299,18 @@ def test_an_error_answer_without_its_code_is_code_zero():
     )
     outcome, _, _ = drive(session, session.run(READ_3000), [bare])
     assert outcome.kind == ERROR and outcome.code == 0
+
+
+def test_a_short_frame_is_classified_not_crashed_on():
+    """A frame of 2..9 bytes of data (no object fields, issue 10) is valid: never an
+    answer to a request that names an object, and counted as skipped."""
+    clock = Clock()
+    session = logger_session(clock)
+    # header with data_length 2, then the service flags and id, and the checksums
+    data = bytes([ServiceFlag.RESPONSE, Service.READ])
+    header = b"\x00" + (101).to_bytes(4, "little") + (1).to_bytes(4, "little") + b"\x02\x00"
+    short = b"\xaa" + header + codec.checksum(header) + data + codec.checksum(data)
+    assert len(short) == 18 and codec.frame_size(short) == 18
+    assert READ_3000.classify(short) == UNMATCHED  # a response to us, but not the answer
+    outcome, _, _ = drive(session, session.run(READ_3000), [short, answer()])
+    assert outcome.kind == OK and session.stats.unmatched_frames == 1

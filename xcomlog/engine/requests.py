@@ -22,8 +22,11 @@ from ..protocol import (
     ADDRESS_DTE,
     ADDRESS_GATEWAY,
     AGGREGATION_DEVICE_MAX,
+    CHECKSUM_SIZE,
     FLAG_ERROR,
     FLAG_RESPONSE,
+    HEADER_SIZE,
+    SERVICE_HEADER_SIZE,
     Aggregation,
     ObjectType,
     Service,
@@ -40,6 +43,9 @@ from ..records import Frame
 #: object_type, object_id, property_id
 HEAD = struct.Struct("<xBII4xBBHIH")
 
+#: Size of the smallest frame with a whole service header (shorter ones are short frames).
+_FULL_FRAME = HEADER_SIZE + SERVICE_HEADER_SIZE + CHECKSUM_SIZE
+
 #: What a received frame is to the request in flight.
 ANSWER = 0  # its answer (success or error)
 FOREIGN = 1  # not a response addressed to us (another client's traffic, an echo)
@@ -55,6 +61,19 @@ _OBJECT_NAMES = {
     ObjectType.SCREEN: "screen",
     ObjectType.DATALOG_TRANSFER: "file transfer",
 }
+
+
+def _frame_fields(frame: Frame) -> tuple[int, int, int, int, int, int, int]:
+    """The fields matching compares, in ``Request._decide``'s order."""
+    return (
+        frame.src,
+        frame.dst,
+        frame.service_flags,
+        frame.service_id,
+        frame.object_type,
+        frame.object_id,
+        frame.property_id,
+    )
 
 
 def multi_info_aggregation(address: int) -> int:
@@ -128,16 +147,15 @@ class Request:
 
     def classify(self, raw: bytes) -> int:
         """ANSWER, FOREIGN or UNMATCHED for a raw, checksum-verified frame."""
+        if len(raw) < _FULL_FRAME:  # a short frame: its object fields are absent (0)
+            frame = codec.decode_frame(raw)
+            return self._decide(*_frame_fields(frame), frame)
         _, src, dst, sflags, service, otype, oid, prop = HEAD.unpack_from(raw)
         return self._decide(src, dst, sflags, service, otype, oid, prop, raw)
 
     def matches(self, frame: Frame) -> bool:
         """True if the decoded ``frame`` is the answer to this request."""
-        fields = (frame.src, frame.dst, frame.service_flags, frame.service_id)
-        return (
-            self._decide(*fields, frame.object_type, frame.object_id, frame.property_id, frame)
-            == ANSWER
-        )
+        return self._decide(*_frame_fields(frame), frame) == ANSWER
 
     def _decide(
         self,

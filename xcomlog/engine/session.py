@@ -31,7 +31,6 @@ from .. import codec
 from ..exceptions import DeviceError, LinkError, XcomError, XcomTimeout
 from ..protocol import (
     ADDRESS_DTE,
-    CHECKSUM_SIZE,
     FLAG_ERROR,
     FLAG_MESSAGE_PENDING,
     FLAG_RESTARTED,
@@ -52,7 +51,6 @@ log = logging.getLogger("xcomlog.engine")
 
 _BUSY = int(ErrorCode.SCOM_ERROR_GATEWAY_BUSY)
 _SERVICE_FLAGS = HEADER_SIZE  # offset of the service flags byte in a frame
-_ERROR_CODE = slice(HEADER_SIZE + 10, HEADER_SIZE + 12)
 
 #: Outcome kinds.
 OK, ERROR, TIMEOUT, DAMAGED, LINK_DOWN = 0, 1, 2, 3, 4
@@ -317,11 +315,7 @@ class Session:
                         if not answer[_SERVICE_FLAGS] & FLAG_ERROR:
                             stats.responses += 1
                             return Outcome(OK, answer, t_ms, 0, sends, damaged_total)
-                        code = (
-                            int.from_bytes(answer[_ERROR_CODE], "little")
-                            if len(answer) >= _ERROR_CODE.stop + CHECKSUM_SIZE
-                            else 0  # an error answer without its code
-                        )
+                        code = codec.decode_frame(answer).error_code or 0
                         outcome = Outcome(ERROR, answer, t_ms, code, sends, damaged_total)
                         if code == _BUSY:
                             stats.busy += 1
