@@ -353,11 +353,10 @@ def confirm(action: str, *, yes: bool) -> bool:
         raise ValidationError(
             f"refusing without confirmation to {action} (confirm on a terminal, or add --yes)"
         )
+    # The question goes to stderr: stdout stays the command's output.
     print(f"This will {action}.", file=sys.stderr)
-    try:
-        answer = input("Go on? [y/N] ")
-    except EOFError:
-        answer = ""
+    print("Go on? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
 
 
