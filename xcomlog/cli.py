@@ -14,14 +14,22 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__, commands
 from .exceptions import XcomError
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit 2), not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every command module registered."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="xcomlog",
         description="Read, write and log Studer-Innotec installations over the Xcom protocol.",
     )

@@ -1,0 +1,69 @@
+"""Argument types shared by every command: one duration syntax, checked numbers.
+
+Each type checks its value where it enters (argparse calls it) and fails with one
+sentence naming the accepted range; argparse prefixes the option's name. Durations use
+the TOML file's syntax (``logger.config.parse_duration``): plain seconds, ``500ms``,
+``10s``, ``5min``, ``1h``, ``1d``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+from ..exceptions import ConfigError
+from ..options import parse_duration
+
+
+def duration(*, maximum: float, positive: bool = True) -> Callable[[str], float]:
+    """An argparse type: seconds from ``10``, ``10s``, ``1min``... within (0, ``maximum``]."""
+
+    def parse(text: str) -> float:
+        try:
+            return parse_duration(text, "", maximum=maximum, positive=positive)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).lstrip(": ")) from None
+
+    parse.__name__ = "duration"  # argparse names the type in its messages
+    return parse
+
+
+def integer(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {low} to {high}, got {text!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low} to {high}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in [``low``, ``high``] (``(low, high]`` with low_open)."""
+    bracket = "(" if low_open else "["
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(
+                f"expected a number in {bracket}{low:g}, {high:g}], got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+__all__ = ["duration", "integer", "number"]
