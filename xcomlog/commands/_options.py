@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 from ..exceptions import ConfigError
 from ..options import parse_duration
@@ -66,4 +67,25 @@ def number(low: float, high: float, *, low_open: bool = False) -> Callable[[str]
     return parse
 
 
-__all__ = ["duration", "integer", "number"]
+def writable_folder(path: str | Path, option: str) -> Path:
+    """Create ``path`` if needed and prove a file can be written there; else one sentence.
+
+    Run before any long work (a download, a demo run) so that nothing is lost to a
+    destination that was never usable.
+    """
+    import tempfile
+
+    from ..exceptions import ValidationError
+
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".xcomlog-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValidationError(f"{option} {path}: cannot write there ({reason})") from None
+    return folder
+
+
+__all__ = ["duration", "integer", "number", "writable_folder"]

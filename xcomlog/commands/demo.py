@@ -34,13 +34,25 @@ def register(subparsers) -> None:
             "how to open the data in pandas, and write a PNG plot next to the data."
         ),
     )
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long to log (default 20)")
+    from ..options import DAY_S
+    from ._options import duration, number
+
+    parser.add_argument(
+        "--duration",
+        "--seconds",
+        dest="seconds",
+        type=duration(maximum=DAY_S),
+        default=20.0,
+        metavar="DURATION",
+        help="how long to log (default 20s; e.g. 90s, 5min)",
+    )
     parser.add_argument("--out", default="demo-data", help="dataset folder (default demo-data)")
     parser.add_argument(
         "--speed",
-        type=float,
-        default=60.0,
-        help="simulated seconds per real second, so the plot shows a morning (default 60)",
+        type=number(0.0, 1e6, low_open=True),
+        default=DEFAULT_SPEED,
+        help="simulated seconds per real second, so the plot shows a day "
+        f"(default {DEFAULT_SPEED:g})",
     )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument("--no-status", action="store_true", help="no live status line")
@@ -53,13 +65,15 @@ def _prepare_out(out: Path) -> None:
 
     from ..exceptions import ConfigError
 
-    if out.exists() and any(out.iterdir()):
+    from ._options import writable_folder
+
+    if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).exists():
             raise ConfigError(
                 f"{out} exists and is not a demo dataset: give another --out (nothing was changed)"
             )
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "--out")
     (out / MARKER).write_text("created by xcomlog demo; the next demo run replaces this folder\n")
 
 

@@ -305,7 +305,7 @@ def check_link_url(url: str, where: str = "link") -> str:
             raise ConfigError(f"{where}: {url!r} needs a host")
         check_host(host, where)
     if port_text:
-        check_port(port_text, f"{where} port", low=0 if scheme == "listen" else 1)
+        check_port(port_text, where, low=0 if scheme == "listen" else 1)
     elif scheme == "tcp":
         raise ConfigError(f"{where}: {url!r} needs a port (tcp://HOST:PORT)")
     _query_int(query, "reply_port", where, 1, 65535)
