@@ -4,10 +4,13 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PY      = $(BIN)/python
 STAMP   = $(VENV)/.installed
+BUILT   = $(VENV)/.built
+ANALYSIS = $(VENV)/.analysis
+CODEC_SO = $(wildcard xcomlog/_codec.*.so)
 DEMO_OUT ?= demo-data
 PYTEST_ARGS ?=
 
-.PHONY: all venv install build test test-c test-py demo bench lint catalog clean
+.PHONY: all venv install build test test-c test-py demo bench lint catalog clean FORCE
 
 all: test
 
@@ -24,8 +27,20 @@ $(STAMP): $(PY) pyproject.toml setup.py xcomlog/_codec.pyx
 
 venv install: $(STAMP)
 
-build: $(STAMP)
+# The compiled codec, rebuilt only when its inputs change (or the module is missing):
+# a second `make build`, `make test` or `make demo` on an unchanged checkout runs no compiler.
+$(BUILT): $(STAMP) setup.py xcomlog/_codec.pyx $(if $(CODEC_SO),,FORCE)
 	$(PY) setup.py --quiet build_ext --inplace
+	touch $@
+
+build: $(BUILT)
+
+# pandas and matplotlib for the demo's plot, installed once (pip is not run again).
+$(ANALYSIS): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[analysis]'
+	touch $@
+
+FORCE:
 
 # The whole suite twice: once on the compiled codec, once on the pure-Python twin.
 test: build
@@ -38,8 +53,7 @@ test-c: build
 test-py: build
 	XCOMLOG_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
-demo: build
-	$(PY) -m pip install --quiet -e '.[analysis]'
+demo: $(BUILT) $(ANALYSIS)
 	$(BIN)/xcomlog demo --out $(DEMO_OUT)
 
 bench: build
