@@ -106,7 +106,13 @@ def test_one_duration_syntax_for_every_duration_option():
                 with pytest.raises(argparse.ArgumentTypeError):
                     action.type("-1")
     flags = {flag for _, flag in found}
-    assert {"--timeout", "--connect-timeout", "--interval", "--flush-interval", "--duration"} <= flags
+    assert {
+        "--timeout",
+        "--connect-timeout",
+        "--interval",
+        "--flush-interval",
+        "--duration",
+    } <= flags
     assert (("demo",), "--duration") in found and (("latest",), "--watch") in found
     # TOML durations take the same syntax
     cfg = config_from_dict({**minimal_toml(timeout="1.5s"), "flush_interval": "1min"})

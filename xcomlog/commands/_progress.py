@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -51,7 +52,8 @@ def following(
         unit_divisor=1024 if bytes_ else 1000,
         file=sys.stderr,
         leave=False,
-        dynamic_ncols=True,
+        # A terminal that reports no width (a bare pty) would get an empty bar.
+        ncols=max(shutil.get_terminal_size((80, 24)).columns, 40),
     )
     stop = threading.Event()
 

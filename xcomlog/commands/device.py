@@ -405,7 +405,10 @@ def run_write(args: argparse.Namespace) -> int:
     prop = Property.VALUE_QSP if args.flash else Property.UNSAVED_VALUE_QSP
     stored_in = "signal" if dp.is_signal else ("flash" if args.flash else "RAM")
     results = []
+    from ._progress import note_quiet_window
+
     with client_from_args(args, catalog=catalog) as client:
+        note_quiet_window(client)
         for wdp, address, wvalue in writes:
             client.write_param(wdp.number, wvalue, address, flash=args.flash)
             readback: Any = None
@@ -455,9 +458,12 @@ def run_write(args: argparse.Namespace) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     from ..exceptions import DeviceError, XcomTimeout
+    from ._progress import following, note_quiet_window, requests_sent
 
     with client_from_args(args) as client:
-        devices = client.scan(stop_at_gap=not args.all_addresses)
+        note_quiet_window(client)
+        with following(requests_sent(client), "scanning addresses", unit=" requests"):
+            devices = client.scan(stop_at_gap=not args.all_addresses)
         try:
             guid = str(client.read_guid())
         except (DeviceError, XcomTimeout):
@@ -518,8 +524,12 @@ def run_messages(args: argparse.Namespace) -> int:
     if args.count < 0:
         raise ValidationError("--count must be 0 (all) or more")
     since = _parse_when(args.since) if args.since else None
+    from ._progress import following, note_quiet_window, requests_sent
+
     with client_from_args(args) as client:
-        messages = client.read_messages(args.count or None, since=since)
+        note_quiet_window(client)
+        with following(requests_sent(client), "reading messages", unit=" messages"):
+            messages = client.read_messages(args.count or None, since=since)
     if args.json:
         _emit_json(
             [
