@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PY      = $(BIN)/python
+BASE    = $(VENV)/.base
 STAMP   = $(VENV)/.installed
 BUILT   = $(VENV)/.built
 ANALYSIS = $(VENV)/.analysis
@@ -18,25 +19,31 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 
-# Editable install with the test extras; rebuilt when the build inputs change.
-$(STAMP): $(PY) pyproject.toml setup.py xcomlog/_codec.pyx
+# Editable install of the package alone (runtime dependencies) with the compiled codec.
+$(BASE): $(PY) pyproject.toml setup.py xcomlog/_codec.pyx
 	$(PY) -m pip install --quiet cython numpy
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e .
 	$(PY) setup.py --quiet build_ext --inplace
+	touch $(BASE)
+
+# ... plus the test and dev extras; rebuilt when the build inputs change.
+$(STAMP): $(BASE)
+	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
 venv install: $(STAMP)
 
 # The compiled codec, rebuilt only when its inputs change (or the module is missing):
 # a second `make build`, `make test` or `make demo` on an unchanged checkout runs no compiler.
-$(BUILT): $(STAMP) setup.py xcomlog/_codec.pyx $(if $(CODEC_SO),,FORCE)
+$(BUILT): $(BASE) setup.py xcomlog/_codec.pyx $(if $(CODEC_SO),,FORCE)
 	$(PY) setup.py --quiet build_ext --inplace
 	touch $@
 
-build: $(BUILT)
+build: $(STAMP) $(BUILT)
 
-# pandas and matplotlib for the demo's plot, installed once (pip is not run again).
-$(ANALYSIS): $(STAMP) pyproject.toml
+# pandas and matplotlib for the demo's plot, installed once (pip is not run again);
+# the demo needs neither the test nor the dev extras.
+$(ANALYSIS): $(BASE)
 	$(PY) -m pip install --quiet -e '.[analysis]'
 	touch $@
 
