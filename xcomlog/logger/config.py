@@ -723,14 +723,18 @@ def simple_config(
     interval: float | str = DEFAULT_INTERVAL_S,
     points: Sequence[str | int] = ("essential",),
     devices: Sequence[str] | str = "auto",
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | str = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
-    flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
+    flush_interval: float | str = DEFAULT_FLUSH_INTERVAL_S,
     messages: bool = True,
     polite: Mapping | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    connect_timeout: float | str = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> LoggerConfig:
-    """The configuration of ``xcomlog log --tcp HOST:PORT --out DIR`` without a file."""
+    """The configuration of ``xcomlog log --tcp HOST:PORT --out DIR`` without a file.
+
+    Same names, defaults and duration syntax (``2``, ``"500ms"``, ``"1min"``) as the TOML
+    file and the command line (``xcomlog.options``).
+    """
     group = {"name": "main", "interval": interval, "points": list(points)}
     table: dict[str, Any] = {
         "out": str(out),
