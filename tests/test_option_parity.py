@@ -117,6 +117,9 @@ def test_one_duration_syntax_for_every_duration_option():
     # TOML durations take the same syntax
     cfg = config_from_dict({**minimal_toml(timeout="1.5s"), "flush_interval": "1min"})
     assert cfg.flush_interval == 60.0 and cfg.sites[0].timeout == 1.5
+    # and so do simple_config's
+    cfg = simple_config("tcp://127.0.0.1:4001", "out", flush_interval="1min", timeout="500ms")
+    assert cfg.flush_interval == 60.0 and cfg.sites[0].timeout == 0.5
 
 
 def test_a_dataset_folder_is_always_out():
