@@ -1,4 +1,4 @@
-"""``xcomlog demo``: the simulator in another process, the logger for ~20 s, a summary and a plot.
+"""``xcomlog demo``: the simulator in another process, one simulated day logged in ~20 s, a summary and a plot.
 
 What ``make demo`` runs on a fresh machine: no hardware, no configuration. It shows the
 whole product once: discovery, polling groups, the Parquet dataset, the events table, how
@@ -50,9 +50,11 @@ def register(subparsers) -> None:
         "demo",
         help="log the built-in simulator for a few seconds and show the result",
         description=(
-            "Start the simulated installation in another process, log it for --seconds "
-            "into --out, then print a summary (rows, values/s, files, bytes per value), "
-            "how to open the data in pandas, and write a PNG plot next to the data."
+            "Start the simulated installation in another process with its clock running "
+            "one simulated day over --duration, log it into --out, then print a summary "
+            "(rows, values/s, files, bytes per value), how to open the data in pandas, and "
+            "write a PNG next to the data: power, battery and the day's energy, in the "
+            "installation's local time."
         ),
     )
     from ..options import DAY_S
