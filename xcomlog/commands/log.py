@@ -10,8 +10,10 @@ def register(subparsers) -> None:
     from ..options import (
         DEFAULT_FLUSH_INTERVAL_S,
         DEFAULT_INTERVAL_S,
+        DEFAULT_PUBLISH_INTERVAL_S,
         MAX_FLUSH_INTERVAL_S,
         MAX_INTERVAL_S,
+        MAX_PUBLISH_INTERVAL_S,
         MAX_RUN_S,
     )
     from ._link import add_client_options, add_link_options
@@ -65,6 +67,14 @@ def register(subparsers) -> None:
         metavar="DURATION",
         help="rows at risk on a crash: how often the journal is written "
         f"(default {DEFAULT_FLUSH_INTERVAL_S:g}s, or the file's flush_interval)",
+    )
+    parser.add_argument(
+        "--publish-interval",
+        type=duration(maximum=MAX_PUBLISH_INTERVAL_S),
+        default=None,
+        metavar="DURATION",
+        help="plain Parquet readers (pandas, DuckDB) see rows at most this old "
+        f"(default {DEFAULT_PUBLISH_INTERVAL_S:g}s, or the file's publish_interval; e.g. 10s, 5min)",
     )
     parser.add_argument(
         "--duration",
@@ -134,6 +144,10 @@ def build_config(args: argparse.Namespace):
         import dataclasses
 
         cfg = dataclasses.replace(cfg, flush_interval=args.flush_interval)
+    if args.publish_interval is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, publish_interval=args.publish_interval)
     return cfg
 
 

@@ -25,6 +25,7 @@ from ..options import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_FLUSH_INTERVAL_S,
     DEFAULT_INTERVAL_S,
+    DEFAULT_PUBLISH_INTERVAL_S,
     DEFAULT_RETRIES,
     DEFAULT_ROTATE_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
@@ -33,6 +34,7 @@ from ..options import (
     MAX_CONNECT_TIMEOUT_S,
     MAX_FLUSH_INTERVAL_S,
     MAX_INTERVAL_S,
+    MAX_PUBLISH_INTERVAL_S,
     MAX_RETRIES,
     MAX_ROTATE_INTERVAL_S,
     MAX_TIMEOUT_S,
@@ -203,6 +205,7 @@ class LoggerConfig:
     sites: tuple[SiteConfig, ...]
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_S
     rotate_interval: float = DEFAULT_ROTATE_INTERVAL_S
+    publish_interval: float = DEFAULT_PUBLISH_INTERVAL_S
     source: str = "<options>"  # the file it came from, for messages
 
 
@@ -463,7 +466,15 @@ _SITE_KEYS = {
     "backoff",
     "connect_timeout",
 }
-_TOP_KEYS = {"out", "flush_interval", "rotate_interval", "site", "group", "defaults"}
+_TOP_KEYS = {
+    "out",
+    "flush_interval",
+    "rotate_interval",
+    "publish_interval",
+    "site",
+    "group",
+    "defaults",
+}
 _DEFAULT_KEYS = _SITE_KEYS - {"name", "link", "group", "groups"}
 
 
@@ -684,10 +695,21 @@ def config_from_dict(
             maximum=MAX_ROTATE_INTERVAL_S,
             positive=True,
         )
+        publish = parse_duration(
+            data.get("publish_interval", DEFAULT_PUBLISH_INTERVAL_S),
+            f"{where}: publish_interval",
+            maximum=MAX_PUBLISH_INTERVAL_S,
+            positive=True,
+        )
     except ConfigError:
         raise
     return LoggerConfig(
-        out=out, sites=sites, flush_interval=flush, rotate_interval=rotate, source=source
+        out=out,
+        sites=sites,
+        flush_interval=flush,
+        rotate_interval=rotate,
+        publish_interval=publish,
+        source=source,
     )
 
 
