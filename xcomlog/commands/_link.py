@@ -50,13 +50,13 @@ def add_link_options(parser: argparse.ArgumentParser, *, required: bool = False)
     )
     group.add_argument(
         "--baud",
-        type=integer(1, MAX_BAUD),
+        type=integer("--baud", 1, MAX_BAUD),
         default=None,
         help="serial speed: 38400 (default) or 115200",
     )
     group.add_argument(
         "--reply-port",
-        type=integer(1, 65535),
+        type=integer("--reply-port", 1, 65535),
         default=None,
         metavar="PORT",
         help="local UDP port the Moxa sends answers to (default 4001)",
@@ -74,20 +74,20 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("requests")
     group.add_argument(
         "--timeout",
-        type=duration(maximum=MAX_TIMEOUT_S),
+        type=duration("--timeout", maximum=MAX_TIMEOUT_S),
         default=DEFAULT_TIMEOUT_S,
         metavar="DURATION",
         help=f"how long to wait for each answer ({DEFAULT_TIMEOUT_S:g}s; e.g. 500ms, 5s)",
     )
     group.add_argument(
         "--retries",
-        type=integer(0, MAX_RETRIES),
+        type=integer("--retries", 0, MAX_RETRIES),
         default=DEFAULT_RETRIES,
         help=f"extra tries after a timeout, 0-{MAX_RETRIES} ({DEFAULT_RETRIES})",
     )
     group.add_argument(
         "--connect-timeout",
-        type=duration(maximum=MAX_CONNECT_TIMEOUT_S),
+        type=duration("--connect-timeout", maximum=MAX_CONNECT_TIMEOUT_S),
         default=DEFAULT_CONNECT_TIMEOUT_S,
         metavar="DURATION",
         help="how long to wait for the link (with --listen: for the Moxa to connect) "
@@ -101,7 +101,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--duty-cycle",
-        type=number(0.0, 1.0, low_open=True),
+        type=number("--duty-cycle", 0.0, 1.0, low_open=True),
         default=None,
         metavar="F",
         help="polite mode: largest fraction of time the link is busy with us (0-1)",

@@ -1,54 +1,57 @@
 """Argument types shared by every command: one duration syntax, checked numbers.
 
 Each type checks its value where it enters (argparse calls it) and fails with one
-sentence naming the accepted range; argparse prefixes the option's name. Durations use
-the TOML file's syntax (``logger.config.parse_duration``): plain seconds, ``500ms``,
+sentence naming the option and the accepted range. It raises the base ``XcomError``
+on purpose: argparse turns a ValueError into its own vaguer message (and exits), while
+an XcomError reaches ``cli.main``, which prints it and returns exit code 1. Durations
+use the TOML file's syntax (``options.parse_duration``): plain seconds, ``500ms``,
 ``10s``, ``5min``, ``1h``, ``1d``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, XcomError
 from ..options import parse_duration
 
 
-def duration(*, maximum: float, positive: bool = True) -> Callable[[str], float]:
+def duration(option: str, *, maximum: float, positive: bool = True) -> Callable[[str], float]:
     """An argparse type: seconds from ``10``, ``10s``, ``1min``... within (0, ``maximum``]."""
 
     def parse(text: str) -> float:
         try:
-            return parse_duration(text, "", maximum=maximum, positive=positive)
+            return parse_duration(text, option, maximum=maximum, positive=positive)
         except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc).lstrip(": ")) from None
+            raise XcomError(str(exc)) from None
 
     parse.__name__ = "duration"  # argparse names the type in its messages
     return parse
 
 
-def integer(low: int, high: int) -> Callable[[str], int]:
+def integer(option: str, low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high``."""
 
     def parse(text: str) -> int:
         try:
             value = int(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a whole number from {low} to {high}, got {text!r}"
+            raise XcomError(
+                f"{option}: expected a whole number from {low} to {high}, got {text!r}"
             ) from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected {low} to {high}, got {value}")
+            raise XcomError(f"{option}: expected {low} to {high}, got {value}")
         return value
 
     parse.__name__ = "integer"
     return parse
 
 
-def number(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+def number(
+    option: str, low: float, high: float, *, low_open: bool = False
+) -> Callable[[str], float]:
     """An argparse type: a finite number in [``low``, ``high``] (``(low, high]`` with low_open)."""
     bracket = "(" if low_open else "["
 
@@ -58,8 +61,8 @@ def number(low: float, high: float, *, low_open: bool = False) -> Callable[[str]
         except ValueError:
             value = math.nan
         if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
-            raise argparse.ArgumentTypeError(
-                f"expected a number in {bracket}{low:g}, {high:g}], got {text!r}"
+            raise XcomError(
+                f"{option}: expected a number in {bracket}{low:g}, {high:g}], got {text!r}"
             )
         return value
 

@@ -64,7 +64,7 @@ def register(subparsers) -> None:
         "--duration",
         "--seconds",
         dest="seconds",
-        type=duration(maximum=DAY_S),
+        type=duration("--duration", maximum=DAY_S),
         default=20.0,
         metavar="DURATION",
         help="how long to log (default 20s; e.g. 90s, 5min)",
@@ -72,7 +72,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default="demo-data", help="dataset folder (default demo-data)")
     parser.add_argument(
         "--speed",
-        type=number(0.0, 1e6, low_open=True),
+        type=number("--speed", 0.0, 1e6, low_open=True),
         default=None,
         help="simulated seconds per real second (default: one simulated day over the run)",
     )

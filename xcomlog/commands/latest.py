@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="?",
         const=2.0,
         default=None,
-        type=duration(maximum=3600.0),
+        type=duration("--watch", maximum=3600.0),
         metavar="EVERY",
         help="refresh until Ctrl-C, every EVERY (default 2s)",
     )

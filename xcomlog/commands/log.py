@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     parser.add_argument("--site", default="site", help="site name (a folder name) without --config")
     parser.add_argument(
         "--interval",
-        type=duration(maximum=MAX_INTERVAL_S, positive=False),
+        type=duration("--interval", maximum=MAX_INTERVAL_S, positive=False),
         default=DEFAULT_INTERVAL_S,
         metavar="DURATION",
         help=f"polling interval without --config ({DEFAULT_INTERVAL_S:g}s; e.g. 1s, 1min; "
@@ -62,7 +62,7 @@ def register(subparsers) -> None:
     parser.add_argument("--devices", default="auto", help="auto (scan) or a list: xt1,xt2,vt1,bsp")
     parser.add_argument(
         "--flush-interval",
-        type=duration(maximum=MAX_FLUSH_INTERVAL_S),
+        type=duration("--flush-interval", maximum=MAX_FLUSH_INTERVAL_S),
         default=None,
         metavar="DURATION",
         help="rows at risk on a crash: how often the journal is written "
@@ -70,7 +70,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--publish-interval",
-        type=duration(maximum=MAX_PUBLISH_INTERVAL_S),
+        type=duration("--publish-interval", maximum=MAX_PUBLISH_INTERVAL_S),
         default=None,
         metavar="DURATION",
         help="plain Parquet readers (pandas, DuckDB) see rows at most this old "
@@ -78,7 +78,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--duration",
-        type=duration(maximum=MAX_RUN_S),
+        type=duration("--duration", maximum=MAX_RUN_S),
         default=None,
         metavar="DURATION",
         help="stop after this long (e.g. 90s, 10min, 1h)",

@@ -146,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--seed", type=int, default=0, help="seed of values and faults (default 0)")
     sim.add_argument(
         "--speed",
-        type=number(0.0, 1e6),
+        type=number("--speed", 0.0, 1e6),
         default=1.0,
         help="simulated seconds per real second (0 to 1000000)",
     )
