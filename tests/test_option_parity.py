@@ -13,9 +13,9 @@ from xcomlog import options
 from xcomlog.cli import build_parser
 from xcomlog.client import XcomClient
 from xcomlog.exceptions import XcomError
+from xcomlog.links import DEFAULT_OPEN_TIMEOUT
 from xcomlog.logger import config as config_module
 from xcomlog.logger.config import config_from_dict, simple_config
-from xcomlog.links import DEFAULT_OPEN_TIMEOUT
 
 REPO = Path(__file__).resolve().parent.parent
 
