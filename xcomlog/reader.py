@@ -25,6 +25,8 @@ from .dataset import (
     read_labels,
 )
 from .protocol import device_name, parse_device
+from .storage.file_listing import TableFiles, list_table_files
+from .storage.filesystem import DatasetLocation, is_uri, open_location
 
 if TYPE_CHECKING:  # pandas is optional at run time (the ``analysis`` extra)
     import pandas as pd
@@ -133,6 +135,79 @@ def dataset_files(
     return files
 
 
+def _locate(path: str | os.PathLike, table: str) -> tuple[DatasetLocation, str, object]:
+    """(filesystem location, path of the table folder in it, dataset root for the labels)
+    of a dataset given as a folder (or its table folder) or as a URI."""
+    if not is_uri(path):
+        table_dir = _table_dir(Path(path), table)
+        location = open_location(table_dir.parent)
+        return location, location.path(table_dir.name), table_dir.parent
+    location = open_location(path)
+    if not location.is_dir(location.base):
+        raise FileNotFoundError(f"no dataset at {path}")
+    return location, location.path(table), location
+
+
+def _read_files(
+    location: DatasetLocation,
+    files: TableFiles,
+    table_dir: str,
+    table: str,
+    expr,
+    sites: list[str] | None,
+) -> tuple[pa.Table, list]:
+    """The rows of both layouts' files matching ``expr`` (plus a ``site`` column), with rows
+    seen twice while a merge or compaction is being published dropped."""
+    schema = SCHEMAS[table]
+    columns = [*schema.names, "site"]
+    tables, fragments = [], []
+    if files.home:
+        dataset = ds.dataset(
+            files.home,
+            filesystem=location.filesystem,
+            schema=pa.schema(list(schema) + list(_PARTITION_SCHEMA)),
+            format="parquet",
+            partitioning=ds.partitioning(_PARTITION_SCHEMA, flavor="hive"),
+            partition_base_dir=table_dir,
+        )
+        tables.append(dataset.to_table(filter=expr, columns=columns))
+        fragments = list(dataset.get_fragments())
+    if files.fleet:
+        date_schema = pa.schema([_PARTITION_SCHEMA.field("date")])
+        dataset = ds.dataset(
+            files.fleet,
+            filesystem=location.filesystem,
+            schema=pa.schema([_PARTITION_SCHEMA.field("site"), *schema, *date_schema]),
+            format="parquet",
+            partitioning=ds.partitioning(date_schema, flavor="hive"),
+            partition_base_dir=table_dir,
+        )
+        fleet_expr = expr
+        if sites is not None:
+            in_sites = pc.field("site").isin(pa.array([str(s) for s in sites], pa.string()))
+            fleet_expr = in_sites if expr is None else expr & in_sites
+        tables.append(dataset.to_table(filter=fleet_expr, columns=columns).select(columns))
+    if not tables:
+        empty = pa.schema(list(schema) + [_PARTITION_SCHEMA.field("site")])
+        return pa.Table.from_batches([], schema=empty), fragments
+    arrow = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if files.may_overlap:
+        arrow = _drop_doubles(arrow, table)
+    return arrow, fragments
+
+
+def _drop_doubles(arrow: pa.Table, table: str) -> pa.Table:
+    """One row per key: (site, time, address, number) for values (a datapoint has one value
+    at one instant), the whole row for the other tables."""
+    if table == "values":
+        keys = ["site", "time", "address", "number"]
+        out = arrow.group_by(keys, use_threads=False).aggregate([("value", "first")])
+        out = out.rename_columns([*keys, "value"])
+    else:
+        out = arrow.group_by(arrow.column_names, use_threads=False).aggregate([])
+    return out.select(arrow.column_names)
+
+
 def _labels_for(
     root: Path, sites: list[str], fragments, pairs: set[tuple[str, int, int]]
 ) -> dict[tuple[str, int, int], tuple[str, str, str]]:
@@ -197,17 +272,20 @@ def read(
     or ``datapoints`` (the labels; only ``site`` applies).
     """
     _pandas()
-    root_path = Path(path)
     if table == DATAPOINTS_TABLE:
-        return read_datapoints(root_path, site=site)
-    files = dataset_files(root_path, table, site=site, start=start, end=end)
-    table_dir = _table_dir(root_path, table)
-    root = table_dir.parent
+        return read_datapoints(path, site=site)
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+    location, table_dir, root = _locate(path, table)
     schema = SCHEMAS[table]
-    full_schema = pa.schema(list(schema) + list(_PARTITION_SCHEMA))
     t0, t1 = to_utc(start, name="start"), to_utc(end, name="end")
     if t0 is not None and t1 is not None and t1 <= t0:
         raise ValueError(f"end ({t1}) must be after start ({t0})")
+    first = t0.date().isoformat() if t0 is not None else None
+    # end is exclusive: a midnight end does not include that day's folder
+    last = (t1 - _pandas().Timedelta(milliseconds=1)).date().isoformat() if t1 is not None else None
+    sites = _as_list(site, "site")
+    files = list_table_files(location, table_dir, sites, first, last)
 
     numbers_list = _as_list(numbers, "numbers")
     address_list = _as_list(addresses, "addresses")
@@ -232,21 +310,7 @@ def read(
     if address_list is not None and "address" in schema.names:
         expr = both(pc.field("address").isin(pa.array(address_list, pa.uint16())))
 
-    if files:
-        dataset = ds.dataset(
-            [str(f) for f in files],
-            schema=full_schema,
-            format="parquet",
-            partitioning=ds.partitioning(_PARTITION_SCHEMA, flavor="hive"),
-            partition_base_dir=str(table_dir),
-        )
-        arrow = dataset.to_table(filter=expr, columns=[*schema.names, "site"])
-        fragments = list(dataset.get_fragments())
-    else:
-        arrow = pa.Table.from_batches(
-            [], schema=pa.schema(list(schema) + [_PARTITION_SCHEMA.field("site")])
-        )
-        fragments = []
+    arrow, fragments = _read_files(location, files, table_dir, table, expr, sites)
     if table == "values":
         df = arrow.to_pandas()
     else:  # nullable address/number stay integers (pandas' UInt16) instead of floats
@@ -274,12 +338,17 @@ def read_datapoints(
     """The names, units and families of the datapoints of one or more sites (one row per
     site, address and number), from ``OUT/datapoints``."""
     pd = _pandas()
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"no dataset at {root}")
+    location = open_location(path)
+    if not location.is_dir(location.base):
+        raise FileNotFoundError(f"no dataset at {path}")
+    root = Path(location.base) if location.local else location
     sites = _as_list(site, "site")
     if sites is None:
-        sites = sorted(p.name[5:] for p in (root / DATAPOINTS_TABLE).glob("site=*"))
+        sites = sorted(
+            i.base_name[5:]
+            for i in location.list_dir(location.path(DATAPOINTS_TABLE))
+            if i.base_name.startswith("site=")
+        )
     frames = []
     for s in sites:
         labels = read_labels(root, s)
