@@ -27,6 +27,7 @@ from .dataset import (
 from .protocol import device_name, parse_device
 from .storage.file_listing import TableFiles, list_table_files
 from .storage.filesystem import DatasetLocation, is_uri, open_location
+from .storage.fleet_layout import drop_doubles
 
 if TYPE_CHECKING:  # pandas is optional at run time (the ``analysis`` extra)
     import pandas as pd
@@ -192,20 +193,8 @@ def _read_files(
         return pa.Table.from_batches([], schema=empty), fragments
     arrow = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     if files.may_overlap:
-        arrow = _drop_doubles(arrow, table)
+        arrow = drop_doubles(arrow, table)
     return arrow, fragments
-
-
-def _drop_doubles(arrow: pa.Table, table: str) -> pa.Table:
-    """One row per key: (site, time, address, number) for values (a datapoint has one value
-    at one instant), the whole row for the other tables."""
-    if table == "values":
-        keys = ["site", "time", "address", "number"]
-        out = arrow.group_by(keys, use_threads=False).aggregate([("value", "first")])
-        out = out.rename_columns([*keys, "value"])
-    else:
-        out = arrow.group_by(arrow.column_names, use_threads=False).aggregate([])
-    return out.select(arrow.column_names)
 
 
 def _labels_for(

@@ -64,9 +64,7 @@ def list_table_files(
     for site_dir in sorted(site_dirs):
         for day_dir in sorted(location.list_dir(site_dir), key=lambda i: i.base_name):
             day = day_dir.base_name[5:]
-            if day_dir.type != pafs.FileType.Directory or not day_dir.base_name.startswith(
-                "date="
-            ):
+            if day_dir.type != pafs.FileType.Directory or not day_dir.base_name.startswith("date="):
                 continue
             if not _in_range(day, first, last):
                 continue

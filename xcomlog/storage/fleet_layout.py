@@ -92,6 +92,21 @@ def write_fleet_file(
     )
 
 
+def drop_doubles(table: pa.Table, table_name: str) -> pa.Table:
+    """One row per key: (site, time, address, number) for values (a datapoint has one value
+    at one instant), the whole row for the other tables. For the moment a merge's or a
+    compaction's result and its sources are visible together."""
+    if table.num_rows == 0:
+        return table
+    if table_name == "values":
+        keys = ["site", "time", "address", "number"]
+        out = table.group_by(keys, use_threads=False).aggregate([("value", "first")])
+        out = out.rename_columns([*keys, "value"])
+    else:
+        out = table.group_by(table.column_names, use_threads=False).aggregate([])
+    return out.select(table.column_names).cast(table.schema)
+
+
 def read_parquet_table(filesystem, path: str) -> pa.Table:
     """One Parquet file of a dataset as a table (no hive columns added from its path)."""
     with filesystem.open_input_file(path) as f:

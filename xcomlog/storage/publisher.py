@@ -62,6 +62,18 @@ def _parse(rel: str) -> tuple[str, str | None, str | None, str]:
     return table, site, date, parts[-1]
 
 
+def _merge_pending(day_files: dict[str, Path]) -> bool:
+    """True while a site of this day still has live files its writer will merge (a site
+    folder with a live file among two or more files; merge_day leaves a lone file alone)."""
+    per_site: dict[str | None, list[str]] = {}
+    for rel in day_files:
+        per_site.setdefault(_parse(rel)[1], []).append(_parse(rel)[3])
+    return any(
+        len(names) > 1 and any(n.startswith(LIVE_PREFIX) for n in names)
+        for names in per_site.values()
+    )
+
+
 class DatasetPublisher:
     """Puts the files of a local working folder into a dataset, whole files only."""
 
@@ -100,15 +112,17 @@ class DatasetPublisher:
                         out[p.relative_to(self.work).as_posix()] = p
         return out
 
-    def sync(self, *, today: dt.date | None = None) -> int:
-        """Publish what changed locally since the last call; returns files put."""
+    def sync(self, *, today: dt.date | None = None, retire: bool = True) -> int:
+        """Publish what changed locally since the last call; returns files put. ``retire``
+        drops published days older than RETAIN_DAYS from the working folder."""
         today = today or dt.datetime.now(dt.timezone.utc).date()
         local = self._local_files()
         if self.layout == HOME:
             put = self._sync_home(local)
         else:
             put = self._sync_fleet(local, today)
-        self._retire(local, today)
+        if retire:
+            self._retire(local, today)
         return put
 
     # -- home layout -------------------------------------------------------------------
@@ -119,6 +133,8 @@ class DatasetPublisher:
         if table == DATAPOINTS_TABLE:
             return rel  # one per site, and a site has one writer
         stem = name[: -len(".parquet")]
+        if not name.startswith((DAY_PREFIX, LIVE_PREFIX)):
+            return rel  # imported days (sd-*) keep their names: importing again replaces them
         tag = ""
         if name.startswith(DAY_PREFIX):
             merge_id = (pq.read_schema(path).metadata or {}).get(META_MERGE_ID)
@@ -167,13 +183,16 @@ class DatasetPublisher:
                 for u in units
                 if u["table"] == table and u["date"] == date and not u.get("retired")
             ]
-            pending_live = any(_parse(r)[3].startswith(LIVE_PREFIX) for r in day_files)
-            finished = date < today.isoformat() and (not pending_live or date < yesterday)
+            finished = date < today.isoformat() and (
+                not _merge_pending(day_files) or date < yesterday
+            )
             if finished:
                 # One day file per writer: every local file of the day, replacing the
                 # writer's earlier files of that day (unless it is already exactly that).
                 sources = {rel: _signature(p) for rel, p in day_files.items()}
-                if not (len(live) == 1 and live[0]["kind"] == "day" and live[0]["sources"] == sources):
+                if not (
+                    len(live) == 1 and live[0]["kind"] == "day" and live[0]["sources"] == sources
+                ):
                     put += self._put_unit(table, date, day_files, "day", replaces=live)
                 continue
             # Today: only new live files (a day file's rows may already be in live units).
