@@ -26,7 +26,9 @@ DAY_MS = 86_400_000
 
 def bucket_files(server, bucket: str, prefix: str = "ds") -> list[str]:
     fs = server.filesystem()
-    infos = fs.get_file_info(pafs.FileSelector(f"{bucket}/{prefix}", recursive=True, allow_not_found=True))
+    infos = fs.get_file_info(
+        pafs.FileSelector(f"{bucket}/{prefix}", recursive=True, allow_not_found=True)
+    )
     return sorted(
         i.path[len(bucket) + len(prefix) + 2 :] for i in infos if i.type == pafs.FileType.File
     )
