@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from fleet_fixtures
 """Datasets on object storage, against a real S3 API server process (moto's standalone
 server): the writer, the SD-card import, xcomlog.read and xcomlog compact over s3:// URIs."""
 

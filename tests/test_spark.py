@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from fleet_fixtures
 """PySpark (local mode) reads both layouts with the right types and prunes on site and date.
 
 Few tests sharing one SparkSession (fleet_fixtures.spark), skipped without Java or PySpark.
