@@ -28,7 +28,13 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from .filesystem import DatasetLocation, put_file
-from .fleet_layout import drop_doubles, fleet_table, read_parquet_table, write_fleet_file
+from .fleet_layout import (
+    drop_doubles,
+    fleet_sort,
+    fleet_table,
+    read_parquet_table,
+    write_fleet_file,
+)
 from .table_schemas import TABLES
 
 log = logging.getLogger("xcomlog.compaction")
@@ -88,7 +94,7 @@ def compact_day(
 ) -> int:
     """Re-lay one table-day (see the module docstring); returns the rows written."""
     parts = [(site or "", read_parquet_table(location.filesystem, p)) for p, site in sources]
-    merged = drop_doubles(fleet_table(table, parts), table)
+    merged = fleet_sort(table, drop_doubles(fleet_table(table, parts), table))
     target = location.path(table, f"date={day}", f"{COMPACT_PREFIX}{uuid.uuid4().hex[:12]}.parquet")
     with tempfile.TemporaryDirectory(prefix="xcomlog-compact-") as tmp:
         local = write_fleet_file(
@@ -102,10 +108,11 @@ def compact_day(
         location.delete(path)
     for path, site in sources:  # empty home-layout folders
         if site is not None and location.local:
-            try:
-                Path(path).parent.rmdir()
-            except OSError:
-                pass
+            for folder in (Path(path).parent, Path(path).parent.parent):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     return merged.num_rows
 
 

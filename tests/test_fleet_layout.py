@@ -1,0 +1,83 @@
+"""The fleet layout and `xcomlog compact` on a local folder: same rows as the home layout,
+one file per table and day, site-sorted row groups; DuckDB and Polars read both layouts with
+UTC timestamps and the date partition (Spark's pruning is checked in test_spark.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow.parquet as pq
+import pytest
+from fleet_data import DAYS, ROWS_PER_SITE_DAY, SITES, make_layouts
+
+import xcomlog
+from xcomlog.cli import main
+
+pytest.importorskip("pandas")
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory):
+    return make_layouts(tmp_path_factory.mktemp("layouts"))
+
+
+def test_compact_relays_every_day_into_one_site_sorted_file(layouts, tmp_path):
+    home, fleet = layouts
+    files = sorted((fleet / "values").rglob("*.parquet"))
+    assert [f.parent.name for f in files] == [f"date={d}" for d in DAYS]
+    assert not list((fleet / "values").glob("site=*"))
+    meta = pq.read_metadata(files[0])
+    assert meta.schema.column(0).name == "site"
+    sites = pq.read_table(files[0], columns=["site"]).column("site").to_pylist()
+    assert sites == sorted(sites)
+    a = xcomlog.read(home, wide=False).sort_values(["site", "time", "number"], ignore_index=True)
+    b = xcomlog.read(fleet, wide=False).sort_values(["site", "time", "number"], ignore_index=True)
+    assert len(a) == len(b) == len(SITES) * len(DAYS) * ROWS_PER_SITE_DAY
+    assert (a["value"].to_numpy() == b["value"].to_numpy()).all()
+    assert list(a["site"].astype(str)) == list(b["site"].astype(str))
+    one = xcomlog.read(fleet, site="beta", start=DAYS[1], end=DAYS[2], wide=False)
+    assert len(one) == ROWS_PER_SITE_DAY and set(one["site"]) == {"beta"}
+    # idempotent: a second run changes nothing
+    before = {f: f.stat().st_mtime_ns for f in files}
+    assert main(["compact", str(fleet), "--before", "2030-01-01"]) == 0
+    assert {
+        f: f.stat().st_mtime_ns for f in sorted((fleet / "values").rglob("*.parquet"))
+    } == before
+
+
+def test_compact_leaves_days_still_written_alone(tmp_path):
+    from xcomlog.dataset import DatasetWriter
+
+    out = tmp_path / "d"
+    now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    with DatasetWriter(out) as writer:
+        writer.append_values("a", [now_ms], 101, 3000, [1.0])
+    assert main(["compact", str(out)]) == 0  # default --before: yesterday
+    assert list((out / "values").glob("site=a/date=*/*.parquet"))
+
+
+def test_duckdb_reads_both_layouts(layouts):
+    duckdb = pytest.importorskip("duckdb")
+    for root in layouts:
+        con = duckdb.connect()
+        rel = f"read_parquet('{root}/values/**/*.parquet', hive_partitioning = true, union_by_name = true)"
+        types = dict(
+            con.execute(f"describe select * from {rel}").fetchall()[i][:2] for i in range(6)
+        )
+        assert types["time"] == "TIMESTAMP WITH TIME ZONE"
+        assert types["site"] == "VARCHAR"
+        total = con.execute(f"select count(*) from {rel}").fetchone()[0]
+        assert total == len(SITES) * len(DAYS) * ROWS_PER_SITE_DAY
+        day = con.execute(f"select count(*) from {rel} where date = '{DAYS[0]}'").fetchone()[0]
+        assert day == len(SITES) * ROWS_PER_SITE_DAY
+        site = con.execute(f"select count(*) from {rel} where site = 'gamma'").fetchone()[0]
+        assert site == len(DAYS) * ROWS_PER_SITE_DAY
+
+
+def test_polars_reads_both_layouts(layouts):
+    pl = pytest.importorskip("polars")
+    for root in layouts:
+        lazy = pl.scan_parquet(f"{root}/values/**/*.parquet", hive_partitioning=True)
+        df = lazy.filter(pl.col("site") == "alpha").collect()
+        assert df.schema["time"] == pl.Datetime("ms", "UTC")
+        assert len(df) == len(DAYS) * ROWS_PER_SITE_DAY
