@@ -25,16 +25,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from .filesystem import DatasetLocation, put_file
-from .fleet_layout import (
-    drop_doubles,
-    fleet_sort,
-    fleet_table,
-    read_parquet_table,
-    write_fleet_file,
-)
+from .fleet_layout import fleet_table, read_parquet_table, write_fleet_sites
 from .table_schemas import TABLES
 
 log = logging.getLogger("xcomlog.compaction")
@@ -93,15 +88,37 @@ def compact_day(
     location: DatasetLocation, table: str, day: str, sources: list[tuple[str, str | None]]
 ) -> int:
     """Re-lay one table-day (see the module docstring); returns the rows written."""
-    parts = [(site or "", read_parquet_table(location.filesystem, p)) for p, site in sources]
-    merged = fleet_sort(table, drop_doubles(fleet_table(table, parts), table))
+    fs = location.filesystem
+    home: dict[str, list[str]] = {}
+    fleet_files = []
+    for path, site in sources:
+        if site is None:
+            fleet_files.append(path)
+        else:
+            home.setdefault(site, []).append(path)
+    fleet_sites: dict[str, None] = {}
+    for path in fleet_files:  # the sites of fleet files, from their site column
+        for site in read_parquet_table(fs, path, columns=["site"]).column("site").unique():
+            fleet_sites[site.as_py()] = None
+
+    def loader(site: str):
+        def load() -> pa.Table:
+            parts = [read_parquet_table(fs, p) for p in home.get(site, [])]
+            parts = [fleet_table(table, [(site, t)]) for t in parts]
+            parts += [read_parquet_table(fs, p, filters=[("site", "=", site)]) for p in fleet_files]
+            return fleet_table(table, [(site, t) for t in parts])
+
+        return load
+
     target = location.path(table, f"date={day}", f"{COMPACT_PREFIX}{uuid.uuid4().hex[:12]}.parquet")
     with tempfile.TemporaryDirectory(prefix="xcomlog-compact-") as tmp:
-        local = write_fleet_file(
+        local = Path(tmp) / "compact.parquet"
+        rows = write_fleet_sites(
             table,
-            merged,
-            Path(tmp) / "compact.parquet",
+            [(s, loader(s)) for s in {**dict.fromkeys(home), **fleet_sites}],
+            local,
             {b"xcomlog.compacted_from": str(len(sources))},
+            dedupe=True,
         )
         put_file(location, target, local)
     for path, _ in sources:  # only after the new file is complete and visible
@@ -113,7 +130,7 @@ def compact_day(
                     folder.rmdir()
                 except OSError:
                     break
-    return merged.num_rows
+    return rows
 
 
 def compact_dataset(

@@ -16,13 +16,13 @@ Polars prune on.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .parquet_files import VALUES_SORT, table_write_options, write_parquet_atomic
+from .parquet_files import VALUES_SORT, table_write_options
 from .table_schemas import SCHEMAS
 
 HOME = "home"
@@ -73,23 +73,52 @@ def fleet_table(table_name: str, parts: Iterable[tuple[str, pa.Table]]) -> pa.Ta
     return fleet_sort(table_name, pa.concat_tables(tables))
 
 
-def write_fleet_file(
-    table_name: str, table: pa.Table, path: str | os.PathLike, metadata: dict | None = None
-) -> Path:
-    """Write a fleet table to a local file atomically (site dictionary-encoded, row groups
-    of FLEET_ROW_GROUP_ROWS so a site filter skips most of them)."""
+def write_fleet_sites(
+    table_name: str,
+    sites: Iterable[tuple[str, Callable[[], pa.Table]]],
+    path: str | os.PathLike,
+    metadata: dict | None = None,
+    *,
+    dedupe: bool = False,
+) -> int:
+    """Write a fleet file one site at a time (memory: one site's rows, not the whole day).
+
+    ``sites`` gives (site, load) pairs; ``load()`` returns that site's rows (home-layout
+    columns, or fleet rows of that site). Sites are written in name order, each in its own
+    row groups, so a filter on one site reads only its row groups. ``dedupe`` drops rows
+    seen twice (compaction of a day whose previous compaction was interrupted). The file
+    is written in place (a scratch file the caller then publishes); returns its rows.
+    """
     options = table_write_options(table_name)
     use_dict = options.pop("use_dictionary", True)
     if isinstance(use_dict, list):
         use_dict = ["site", *use_dict]
-    return write_parquet_atomic(
-        table,
-        path,
-        row_group_size=FLEET_ROW_GROUP_ROWS,
-        use_dictionary=use_dict,
-        metadata={b"xcomlog.layout": FLEET, b"xcomlog.table": table_name, **(metadata or {})},
-        **options,
+    schema = fleet_schema(table_name)
+    rows = 0
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    writer = pq.ParquetWriter(
+        str(path), schema, use_dictionary=use_dict, store_schema=False, **options
     )
+    try:
+        for site, load in sorted(sites, key=lambda item: item[0]):
+            table = fleet_table(table_name, [(site, load())])
+            if dedupe:
+                table = fleet_sort(table_name, drop_doubles(table, table_name))
+            if table.num_rows:
+                writer.write_table(table.cast(schema), row_group_size=FLEET_ROW_GROUP_ROWS)
+                rows += table.num_rows
+        meta = {b"xcomlog.layout": FLEET, b"xcomlog.table": table_name, **(metadata or {})}
+        writer.add_key_value_metadata(
+            {
+                k if isinstance(k, bytes) else k.encode(): v
+                if isinstance(v, bytes)
+                else str(v).encode()
+                for k, v in meta.items()
+            }
+        )
+    finally:
+        writer.close()
+    return rows
 
 
 def drop_doubles(table: pa.Table, table_name: str) -> pa.Table:
@@ -107,7 +136,8 @@ def drop_doubles(table: pa.Table, table_name: str) -> pa.Table:
     return out.select(table.column_names).cast(table.schema)
 
 
-def read_parquet_table(filesystem, path: str) -> pa.Table:
-    """One Parquet file of a dataset as a table (no hive columns added from its path)."""
+def read_parquet_table(filesystem, path: str, **kwargs) -> pa.Table:
+    """One Parquet file of a dataset as a table (no hive columns added from its path);
+    ``kwargs`` go to pyarrow.parquet.read_table (columns, filters)."""
     with filesystem.open_input_file(path) as f:
-        return pq.read_table(f)
+        return pq.read_table(f, **kwargs).replace_schema_metadata(None)

@@ -30,11 +30,12 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .day_merge import META_MERGE_ID
 from .filesystem import DatasetLocation, put_file
-from .fleet_layout import FLEET, HOME, check_layout, fleet_table, write_fleet_file
+from .fleet_layout import FLEET, HOME, check_layout, write_fleet_sites
 from .layout import DATAPOINTS_TABLE, DAY_PREFIX, JOURNAL_DIR, LIVE_PREFIX
 from .parquet_files import write_small_file
 from .table_schemas import SCHEMAS
@@ -208,14 +209,20 @@ class DatasetPublisher:
     def _put_unit(
         self, table: str, date: str, sources: dict[str, Path], kind: str, replaces: list
     ) -> int:
-        parts = []
+        by_site: dict[str, list[Path]] = {}
         for rel, path in sorted(sources.items()):
-            parts.append((_parse(rel)[1], pq.read_table(path, partitioning=None)))
-        fleet = fleet_table(table, parts)
+            by_site.setdefault(_parse(rel)[1], []).append(path)
+
+        def loader(paths: list[Path]):
+            return lambda: pa.concat_tables(
+                [pq.read_table(p, partitioning=None).replace_schema_metadata(None) for p in paths],
+                promote_options="permissive",
+            )
+
         remote = f"{table}/date={date}/{kind}-{self.writer_id}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp_dir = self.work / WORK_DIR
-        tmp = write_fleet_file(table, fleet, tmp_dir / f"{uuid.uuid4().hex}.parquet")
+        tmp = self.work / WORK_DIR / f"{uuid.uuid4().hex}.parquet"
         try:
+            write_fleet_sites(table, [(s, loader(p)) for s, p in by_site.items()], tmp)
             put_file(self.target, self.target.path(remote), tmp)
         finally:
             tmp.unlink(missing_ok=True)
