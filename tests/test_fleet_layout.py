@@ -81,3 +81,39 @@ def test_polars_reads_both_layouts(layouts):
         df = lazy.filter(pl.col("site") == "alpha").collect()
         assert df.schema["time"] == pl.Datetime("ms", "UTC")
         assert len(df) == len(DAYS) * ROWS_PER_SITE_DAY
+
+
+@pytest.mark.parametrize("layout", ["home", "fleet"])
+def test_several_writers_share_a_local_folder(tmp_path, layout):
+    """Writers with their own journals publish into one folder; restarting one with the same
+    journal keeps its id and its files; every row is there once."""
+    import numpy as np
+
+    from xcomlog.storage.published_writer import PublishedDatasetWriter
+
+    out = tmp_path / "shared"
+    start = int(dt.datetime(2024, 6, 10, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    expected = 0
+    for round_ in range(2):  # a second run of each writer (a restart) adds more rows
+        for name in ("w1", "w2"):
+            writer = PublishedDatasetWriter(out, tmp_path / f"journal-{name}", layout=layout)
+            for site in (f"{name}-a", f"{name}-b"):
+                t = start + round_ * DAY_MS + np.arange(0, 3_600_000, 1000, dtype=np.int64)
+                writer.append_values(site, t, 101, 3000, np.ones(len(t), np.float32))
+                expected += len(t)
+            writer.close()
+    df = xcomlog.read(out, wide=False)
+    assert len(df) == expected
+    assert not df.duplicated(["site", "time", "address", "number"]).any()
+    assert set(df["site"]) == {"w1-a", "w1-b", "w2-a", "w2-b"}
+    names = [p.name for p in (out / "values").rglob("*.parquet")]
+    assert not [n for n in names if n.endswith(".tmp")]
+    if layout == "fleet":
+        assert all(p.parent.name.startswith("date=") for p in (out / "values").rglob("*.parquet"))
+        writers = {n.split("-", 1)[1].rsplit("-", 1)[0] for n in names}  # <kind>-<writer>-<id>
+    else:
+        writers = {n.split(".")[1] for n in names}  # <name>.<writer>[.<merge id>].parquet
+    assert len(writers) == 2
+
+
+DAY_MS = 86_400_000
