@@ -117,3 +117,33 @@ def test_several_writers_share_a_local_folder(tmp_path, layout):
 
 
 DAY_MS = 86_400_000
+
+
+@pytest.mark.parametrize("layout", ["home", "fleet"])
+def test_publisher_crash_after_a_put_adds_no_second_copy(tmp_path, layout):
+    """A writer killed between a put and the record of it puts the same file again under the
+    same name on its next start: a plain reader of the folder counts every row once."""
+    import numpy as np
+    import pyarrow.dataset as pads
+
+    from xcomlog.dataset import DatasetWriter
+    from xcomlog.storage.filesystem import open_location
+    from xcomlog.storage.publisher import DatasetPublisher
+
+    work, out = tmp_path / "work", tmp_path / "out"
+    now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    with DatasetWriter(work) as writer:
+        for site in ("a", "b"):
+            writer.append_values(site, now_ms + np.arange(500), 101, 3000, np.ones(500, np.float32))
+    crashing = DatasetPublisher(work, open_location(out), "w1", layout)
+
+    def crash() -> None:
+        raise KeyboardInterrupt("killed")
+
+    crashing._save = crash
+    with pytest.raises(KeyboardInterrupt):
+        crashing.sync()
+    assert list((out / "values").rglob("*.parquet"))  # the put happened, its record did not
+    DatasetPublisher(work, open_location(out), "w1", layout).sync()
+    plain = pads.dataset(out / "values", format="parquet", partitioning="hive").to_table()
+    assert plain.num_rows == 1000

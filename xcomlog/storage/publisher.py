@@ -23,6 +23,7 @@ RETAIN_DAYS days; older days are dropped locally once published.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -219,7 +220,11 @@ class DatasetPublisher:
                 promote_options="permissive",
             )
 
-        remote = f"{table}/date={date}/{kind}-{self.writer_id}-{uuid.uuid4().hex[:8]}.parquet"
+        signatures = {rel: _signature(p) for rel, p in sorted(sources.items())}
+        # Named after its sources: a put whose record a crash lost is redone under the same
+        # name (replacing it) instead of adding a second copy of the same rows.
+        digest = hashlib.sha1(json.dumps(signatures, sort_keys=True).encode()).hexdigest()[:12]
+        remote = f"{table}/date={date}/{kind}-{self.writer_id}-{digest}.parquet"
         tmp = self.work / WORK_DIR / f"{uuid.uuid4().hex}.parquet"
         try:
             write_fleet_sites(table, [(s, loader(p)) for s, p in by_site.items()], tmp)
@@ -227,19 +232,16 @@ class DatasetPublisher:
         finally:
             tmp.unlink(missing_ok=True)
         units = self.state["units"]
+        units[:] = [u for u in units if u["remote"] != remote]
         units.append(
-            {
-                "remote": remote,
-                "table": table,
-                "date": date,
-                "kind": kind,
-                "sources": {rel: _signature(p) for rel, p in sources.items()},
-            }
+            {"remote": remote, "table": table, "date": date, "kind": kind, "sources": signatures}
         )
         self._save()
         for old in replaces:
-            self.target.delete(self.target.path(old["remote"]))
-            units.remove(old)
+            if old["remote"] != remote:
+                self.target.delete(self.target.path(old["remote"]))
+            if old in units and old["remote"] != remote:
+                units.remove(old)
         if replaces:
             self._save()
         return 1
