@@ -53,7 +53,7 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
 
 def test_schemas_are_consistent():
     for name, schema in SCHEMAS.items():
-        assert schema.field("time").type == pa.timestamp("ms", tz="UTC"), name
+        assert schema.field("time").type == pa.timestamp("us", tz="UTC"), name
     assert VALUES_SCHEMA.names == ["time", "address", "number", "value"]
     assert "kind" in EVENTS_SCHEMA.names and "text" in MESSAGES_SCHEMA.names
     assert DATAPOINTS_SCHEMA.names[:4] == ["address", "number", "name", "unit"]

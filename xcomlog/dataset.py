@@ -35,6 +35,9 @@ from .storage.journal import (
     SEGMENT_SUFFIX,
     _Segment,  # noqa: F401 - tests make its disk writes fail
     compact_segment,
+    journal_segments,
+    publish_segment,
+    read_live_segment,
     read_segment,
 )
 from .storage.layout import (
@@ -63,6 +66,7 @@ from .storage.table_schemas import (
     EVENTS_SCHEMA,
     MESSAGES_SCHEMA,
     META_DATAPOINTS,
+    META_JOURNAL_ROWS,
     META_SITE,
     META_TABLE,
     META_VERSION,
@@ -88,6 +92,7 @@ __all__ = [
     "MERGE_DIR",
     "MESSAGES_SCHEMA",
     "META_DATAPOINTS",
+    "META_JOURNAL_ROWS",
     "META_MERGE_ID",
     "META_SITE",
     "META_TABLE",
@@ -105,6 +110,9 @@ __all__ = [
     "Label",
     "check_site",
     "compact_segment",
+    "journal_segments",
+    "publish_segment",
+    "read_live_segment",
     "datapoints_path",
     "day_of_ms",
     "fsync_dir",

@@ -17,12 +17,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from ..exceptions import StorageError, ValidationError
+from ..exceptions import ConfigError, StorageError, ValidationError
 from .datapoint_labels import Label, normalize_labels, read_labels, write_labels
-from .day_merge import merge_day
-from .journal import JournalLock, compact_segment, open_segment, recover_journal
-from .layout import EPOCH_DATE, JOURNAL_DIR, MS_PER_DAY, check_site, partition_dir
-from .table_schemas import SCHEMAS, TIME_TYPE, VALUES_SCHEMA
+from .day_merge import merge_day, unmerged_days
+from .journal import (
+    JournalLock,
+    compact_segment,
+    open_segment,
+    publish_segment,
+    recover_journal,
+)
+from .layout import EPOCH_DATE, JOURNAL_DIR, check_site, partition_dir
+from .parquet_files import remove_leftover_tmp
+from .table_schemas import SCHEMAS, TIME_PER_DAY, TIME_PER_MS, TIME_TYPE, VALUES_SCHEMA
 
 if TYPE_CHECKING:
     from .journal import _Segment
@@ -48,6 +55,24 @@ def _storage_error(exc: BaseException, root: Path, what: str) -> StorageError:
     if isinstance(exc, OSError):
         err.errno = exc.errno
     return err
+
+
+#: The longest interval the writer accepts (a day): beyond it ``Event.wait`` and wall-clock
+#: slots overflow, and a journal flushed less often than daily defeats its purpose.
+MAX_INTERVAL_S = 86_400.0
+
+
+def _seconds(name: str, value) -> float:
+    """An interval in seconds, refused with one clear sentence unless 0 < value <= a day."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_INTERVAL_S:
+        raise ConfigError(
+            f"{name} must be a number of seconds in (0, {MAX_INTERVAL_S:.0f}], got {value!r}"
+        )
+    return seconds
 
 
 _INT_RANGES = {np.dtype(np.int64): (-(2**63), 2**63 - 1), np.dtype(np.uint16): (0, 0xFFFF)}
@@ -91,10 +116,78 @@ def _as_column(name: str, data, dtype, n: int) -> np.ndarray:
         raise ValidationError(f"append_values: {name}: {exc}") from exc
 
 
+#: Milliseconds that still fit in int64 once in microseconds (the year 294,000).
+_MAX_MS = (2**63 - 1) // TIME_PER_MS
+
+
+def _times(data, n: int) -> np.ndarray:
+    """Times in TIME_TYPE ticks (µs) from int64 ms (or numpy datetime64 of any unit)."""
+    if isinstance(data, np.ndarray) and np.issubdtype(data.dtype, np.datetime64):
+        return data.astype("datetime64[us]").astype(np.int64).reshape(-1)
+    ms = _as_column("time_ms", data, np.int64, n)
+    if ms.size and (ms.min() < -_MAX_MS or ms.max() > _MAX_MS):
+        raise ValidationError(f"append_values: time_ms out of range ({ms.min()}..{ms.max()})")
+    return ms * TIME_PER_MS
+
+
+def unique_series_times(key: np.ndarray, t: np.ndarray, last: dict[int, int]) -> np.ndarray:
+    """Times made unique per series: within each ``key`` (address << 16 | number), in time
+    then arrival order, a time not after the series' previous one becomes that one + 1 tick
+    (1 µs). Across calls (``last``: key -> newest time stored, updated here) the count goes
+    on within the same millisecond; a clock stepping back is left as it is.
+
+    Real times are kept: the logger's times are milliseconds, so only the sub-ms part of
+    the rows read several times within one millisecond (``interval = 0``) is used.
+    """
+    n = len(t)
+    if n == 0:
+        return t
+    order = np.lexsort((t, key))
+    k, ts = key[order], t[order]
+    first = np.ones(n, bool)
+    first[1:] = k[1:] != k[:-1]
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    none = np.iinfo(np.int64).min
+    seeds = np.array([last.get(int(x), none) for x in k[starts]], np.int64)
+    same_ms = (seeds >= ts[starts]) & (seeds // TIME_PER_MS == ts[starts] // TIME_PER_MS)
+    seeds = np.where(same_ms, seeds, none)
+    clash = bool(np.any(~first[1:] & (ts[1:] <= ts[:-1]))) or bool(np.any(ts[starts] <= seeds))
+    if clash:
+        j = np.arange(n, dtype=np.int64) - starts[group]  # index within the series
+        base = ts[starts][group]
+        rel = ts - base - j  # ts[i] - i, relative to the series' first time
+        big = int(rel.max() - rel.min()) + 1
+        if len(starts) * big < 2**62:  # a per-series running max in one accumulate
+            w = np.maximum.accumulate(rel + group * big) - group * big
+        else:  # pragma: no cover - times years apart in one flush: a plain loop
+            w = rel.copy()
+            for i in range(1, n):
+                if not first[i]:
+                    w[i] = max(w[i], w[i - 1])
+        seed_rel = np.where(seeds > none, seeds + 1 - ts[starts], none // 2)
+        ts = base + j + np.maximum(w, seed_rel[group])
+    ends = np.append(starts[1:], n) - 1
+    last.update(zip(k[ends].tolist(), ts[ends].tolist(), strict=True))
+    out = np.empty_like(t)
+    out[order] = ts
+    return out
+
+
 class DatasetWriter:
     """Buffers rows in memory, journals them to Arrow IPC segments every ``flush_interval``
     (appended and fsynced) and compacts the journal into sorted zstd Parquet files at
     each rotation (wall-clock aligned ``rotate_interval``), at UTC day change and on close.
+
+    Every ``publish_interval`` (60 s) the rows journalled so far are also published: each
+    growing segment's ``live-*`` file is written, or replaced by a longer version, so plain
+    Parquet readers see rows at most that old without more files (the rotation's compaction
+    writes the same file name; a finished day is still merged into one file).
+    ``xcomlog.read`` also reads the journal and sees rows up to the last flush.
+
+    At start the writer recovers what a crash left: journal segments become Parquet,
+    temporary files of dead writers are deleted, and finished days left unmerged are merged
+    (one per turn of the thread, between flushes).
 
     ``append_*`` never touches the disk: a background thread does the I/O, so a slow disk
     never delays the caller. After a crash at most the last ``flush_interval`` of rows is
@@ -109,18 +202,16 @@ class DatasetWriter:
         flush_interval: float = 10.0,
         rotate_interval: float = 3600.0,
         *,
+        publish_interval: float = 60.0,
         max_buffer_rows: int = 2_000_000,
         max_segment_rows: int = 8_000_000,
         merge_days: bool = True,
         on_flush: Callable[[dict], None] | None = None,
     ) -> None:
-        if not flush_interval > 0:
-            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
-        if not rotate_interval > 0:
-            raise ValueError(f"rotate_interval must be > 0 seconds, got {rotate_interval!r}")
         self.root = Path(out_dir)
-        self.flush_interval = float(flush_interval)
-        self.rotate_interval = float(rotate_interval)
+        self.flush_interval = _seconds("flush_interval", flush_interval)
+        self.rotate_interval = _seconds("rotate_interval", rotate_interval)
+        self.publish_interval = _seconds("publish_interval", publish_interval)
         self.max_buffer_rows = int(max_buffer_rows)
         self.max_segment_rows = int(max_segment_rows)
         self.merge_days = bool(merge_days)
@@ -142,6 +233,7 @@ class DatasetWriter:
         self._pending: list[tuple[tuple[str, str, dt.date], Path]] = []
         self._compact_lock = threading.Lock()
         self._latest_day: dict[tuple[str, str], dt.date] = {}
+        self._newest: dict[tuple[str, str], dict[int, int]] = {}  # see unique_series_times
         self._stats = {
             "rows_appended": 0,
             "rows_journalled": 0,
@@ -152,9 +244,14 @@ class DatasetWriter:
             "bytes": 0,
             "journal_bytes": 0,
             "last_flush": None,
+            "publishes": 0,
+            "last_publish": None,
         }
         try:
             recovered = recover_journal(self.root)
+            self.leftovers_removed = remove_leftover_tmp(self.root)
+            today = dt.datetime.now(dt.timezone.utc).date()
+            self._leftover_days = unmerged_days(self.root, today) if self.merge_days else []
         except BaseException as exc:
             self._lock.release()
             if isinstance(exc, OSError):
@@ -193,7 +290,9 @@ class DatasetWriter:
             return {}
         lock = JournalLock(root)
         try:
-            return recover_journal(root)
+            recovered = recover_journal(root)
+            remove_leftover_tmp(root)
+            return recovered
         except OSError as exc:
             raise _storage_error(exc, root, "recover the journal") from exc
         finally:
@@ -238,7 +337,7 @@ class DatasetWriter:
                 n = len(x)
                 break
         cols = (
-            _as_column("time_ms", time_ms, np.int64, n),
+            _times(time_ms, n),
             _as_column("address", address, np.uint16, n),
             _as_column("number", number, np.uint16, n),
             _as_column("value", value, np.float32, n),
@@ -326,6 +425,17 @@ class DatasetWriter:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def failed(self) -> bool:
+        """True once the writer stopped on an error (``error`` says which): the rows
+        appended since are not stored, and the caller must stop."""
+        return self.error is not None
+
+    def raise_if_failed(self) -> None:
+        """Raise the writer's error (a StorageError) if its thread stopped on one."""
+        if self.error is not None:
+            raise self.error
+
     def __enter__(self) -> DatasetWriter:
         return self
 
@@ -376,6 +486,13 @@ class DatasetWriter:
                 data = [
                     v if v is None or type(v) is str else str(getattr(v, "value", v)) for v in data
                 ]
+            elif field.type == TIME_TYPE:  # integers are milliseconds (``time_ms``)
+                data = [
+                    v * TIME_PER_MS
+                    if isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                    else v
+                    for v in data
+                ]
             try:
                 arr = pa.array(data, type=field.type)
             except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
@@ -396,14 +513,27 @@ class DatasetWriter:
             self._wake.set()
 
     def _run(self) -> None:
+        """The thread's body: whatever kills it is recorded as the writer's error, so the
+        next ``append_*``/``flush`` (and the logger watching ``failed``) stops with it."""
+        try:
+            self._run_loop()
+        except BaseException as exc:  # noqa: BLE001 - a dead writer must never be silent
+            self._fail(exc)
+
+    def _run_loop(self) -> None:
         next_flush = time.monotonic() + self.flush_interval
+        next_publish = time.monotonic() + self.publish_interval
         while not self._stop.is_set():
-            self._wake.wait(max(0.0, next_flush - time.monotonic()))
+            due = min(next_flush, next_publish) - time.monotonic()
+            if self._leftover_days:
+                due = 0.0  # merge the next leftover day at once
+            self._wake.wait(min(max(0.0, due), MAX_INTERVAL_S))
             self._wake.clear()
             if self._stop.is_set():
                 break
             now = time.monotonic()
-            if now >= next_flush or self._buffered_rows >= self.max_buffer_rows:
+            publish = now >= next_publish
+            if publish or now >= next_flush or self._buffered_rows >= self.max_buffer_rows:
                 next_flush = now + self.flush_interval
                 with self._io_lock:
                     if self.error is not None:
@@ -418,9 +548,53 @@ class DatasetWriter:
             self._compact_pending()
             if self.error is not None:
                 break
+            if publish:
+                next_publish = now + self.publish_interval
+                self._publish_open()
+            elif self._leftover_days:
+                self._merge_leftover()
+            if self.error is not None:
+                break
+
+    def _publish_open(self) -> None:
+        """Publish the fsynced rows of every open segment that grew since its last publish."""
+        with self._io_lock:
+            todo = [
+                (key, seg, seg.synced_rows, dict(self._labels.get(key[1], {})))
+                for key, seg in self._segments.items()
+                if seg.synced_rows > seg.published_rows
+            ]
+        for (table_name, site, day), seg, rows, labels in todo:
+            try:
+                publish_segment(self.root, table_name, site, day, seg.path, rows, labels)
+            except BaseException as exc:  # the journal still holds every row
+                self._fail(exc)
+                return
+            seg.published_rows = rows
+        with self._buf_lock:
+            self._stats["publishes"] += 1
+            self._stats["last_publish"] = time.time()
+
+    def _merge_leftover(self) -> None:
+        """Merge one finished day a crash (or an earlier stop) left unmerged, unless this
+        writer still has rows of that day to compact."""
+        table_name, site, day = key = self._leftover_days.pop(0)
+        with self._io_lock:
+            busy = key in self._segments or any(k == key for k, _ in self._pending)
+            labels = dict(self._labels.get(site, {}))
+        if not busy:
+            self._merge(table_name, site, day, labels)
 
     def _fail(self, exc: BaseException) -> None:
-        err = _storage_error(exc, self.root, "write") if isinstance(exc, OSError) else exc
+        if isinstance(exc, OSError):
+            err = _storage_error(exc, self.root, "write")
+        else:  # a bug or an impossible value: still one sentence, and the logger stops
+            err = StorageError(
+                f"the dataset writer for {self.root} stopped on an unexpected "
+                f"{type(exc).__name__}: {exc}. Logging stopped; rows already journalled are "
+                "safe and will be recovered on the next start"
+            )
+            err.__cause__ = exc
         if self.error is None:
             self.error = err
             log.error("%s", err)
@@ -431,11 +605,17 @@ class DatasetWriter:
             self._buffered_rows = 0
         return taken
 
-    def _batches_by_day(self, table_name: str, items: list) -> list[tuple[dt.date, pa.RecordBatch]]:
+    def _batches_by_day(
+        self, table_name: str, site: str, items: list
+    ) -> list[tuple[dt.date, pa.RecordBatch]]:
+        newest = self._newest.setdefault((table_name, site), {})
         if table_name == "values":
             t = np.concatenate([c[0] for c in items])
-            cols = [t] + [np.concatenate([c[k] for c in items]) for k in (1, 2, 3)]
-            days = t // MS_PER_DAY
+            cols = [np.concatenate([c[k] for c in items]) for k in (1, 2, 3)]
+            key = cols[0].astype(np.uint32) << 16 | cols[1]
+            t = unique_series_times(key, t, newest)
+            cols = [t, *cols]
+            days = t // TIME_PER_DAY
             d0, d1 = days.min(), days.max()
             schema = VALUES_SCHEMA
             if d0 == d1:
@@ -460,7 +640,14 @@ class DatasetWriter:
             return out
         table = pa.Table.from_batches(items).combine_chunks()
         t = table.column("time").cast(pa.int64()).to_numpy()
-        days = t // MS_PER_DAY
+        if table_name == "parameters":  # (time, address, number) is its key too
+            key = table.column("address").to_numpy().astype(np.uint32) << 16
+            key |= table.column("number").to_numpy()
+            t = unique_series_times(key, t, newest)
+            time_col = pa.array(t, pa.int64()).cast(TIME_TYPE)
+            index = table.schema.get_field_index("time")
+            table = table.set_column(index, table.schema.field(index), time_col)
+        days = t // TIME_PER_DAY
         out = []
         for d in np.unique(days):
             sub = table.filter(pa.array(days == d)) if days.min() != days.max() else table
@@ -475,7 +662,7 @@ class DatasetWriter:
         pending = taken
         try:
             for (table_name, site), items in list(pending.items()):
-                for day, batch in self._batches_by_day(table_name, items):
+                for day, batch in self._batches_by_day(table_name, site, items):
                     key = (table_name, site, day)
                     seg = self._segments.get(key)
                     if seg is None:

@@ -111,6 +111,27 @@ def _finish_merge(root: Path, manifest: Path) -> None:
     manifest.unlink(missing_ok=True)
 
 
+def unmerged_days(root: str | os.PathLike, before: dt.date) -> list[tuple[str, str, dt.date]]:
+    """(table, site, day) of the days before ``before`` whose writer files were never merged
+    (a crash, or a stop, came before the day ended), oldest first."""
+    root = Path(root)
+    found = []
+    for table_name in SCHEMAS:
+        for folder in (root / table_name).glob("site=*/date=*"):
+            try:
+                site = folder.parent.name.split("=", 1)[1]
+                day = dt.date.fromisoformat(folder.name.split("=", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            if day >= before:
+                continue
+            parts = list(folder.glob(f"{LIVE_PREFIX}*.parquet"))
+            merged = (folder / f"{DAY_PREFIX}{day.isoformat()}.parquet").exists()
+            if parts and len(parts) + merged >= 2:
+                found.append((day, table_name, site))
+    return [(table_name, site, day) for day, table_name, site in sorted(found)]
+
+
 def finish_merges(root: Path) -> None:
     """Complete or drop the day merges a crash interrupted (see merge_day)."""
     for manifest in sorted((root / JOURNAL_DIR / MERGE_DIR).glob("*.json")):

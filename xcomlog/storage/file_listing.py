@@ -34,6 +34,11 @@ def _is_data_file(info: pafs.FileInfo) -> bool:
     )
 
 
+def _fleet_writer(name: str) -> str:
+    """The writer of a fleet file ``<kind>-<writer>-<id>.parquet``."""
+    return name.split("-", 1)[-1].rsplit("-", 1)[0]
+
+
 def _in_range(day: str, first: str | None, last: str | None) -> bool:
     return not ((first is not None and day < first) or (last is not None and day > last))
 
@@ -60,6 +65,9 @@ def list_table_files(
         elif entry.base_name.startswith("date=") and _in_range(entry.base_name[5:], first, last):
             names = [i for i in location.list_dir(entry.path) if _is_data_file(i)]
             out.fleet.extend(sorted(i.path for i in names))
+            writers = [_fleet_writer(i.base_name) for i in names]
+            if len(writers) != len(set(writers)):  # a writer's file and its replacement
+                out.may_overlap = True
             per_day.setdefault(entry.base_name[5:], []).extend(i.base_name for i in names)
     for site_dir in sorted(site_dirs):
         for day_dir in sorted(location.list_dir(site_dir), key=lambda i: i.base_name):

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..exceptions import StorageError
 from .datapoint_labels import Label, file_metadata, read_labels
 from .day_merge import finish_merges
 from .layout import JOURNAL_DIR, LIVE_PREFIX, check_site, partition_dir
 from .parquet_files import fsync_dir, sort_table, table_write_options, write_parquet_atomic
-from .table_schemas import SCHEMAS
+from .table_schemas import META_JOURNAL_ROWS, SCHEMAS
 
 log = logging.getLogger("xcomlog.dataset")
 
@@ -60,9 +61,58 @@ def read_segment(path: str | os.PathLike) -> tuple[pa.Table | None, int]:
     return table, len(data) - good if good < len(data) else 0
 
 
-def _part_name(segment: Path) -> str:
-    """Deterministic Parquet name of a segment, so compacting it twice replaces one file."""
+def part_name(segment: Path) -> str:
+    """Deterministic Parquet name of a segment, so publishing it again or compacting it
+    (twice, after a crash) replaces one file instead of adding rows."""
     return f"{LIVE_PREFIX}{segment.name[: -len(SEGMENT_SUFFIX)]}.parquet"
+
+
+#: zstd level of the files published while their segment still grows: they are rewritten
+#: every publish interval, so they trade a few percent of size for half the CPU; the final
+#: compaction writes the table's usual level.
+PUBLISH_COMPRESSION_LEVEL = 3
+
+
+def _write_part(
+    root: Path,
+    table_name: str,
+    site: str,
+    day: dt.date,
+    segment: Path,
+    table: pa.Table,
+    labels: Mapping[tuple[int, int], Label] | None,
+    *,
+    final: bool,
+) -> Path:
+    """Write the first ``table.num_rows`` rows of ``segment`` as its sorted Parquet file."""
+    rows = table.num_rows
+    table = sort_table(table_name, table.cast(SCHEMAS[table_name]))
+    meta = file_metadata(table_name, site, table, labels, {META_JOURNAL_ROWS: str(rows)})
+    options = table_write_options(table_name)
+    if not final:
+        options["compression_level"] = PUBLISH_COMPRESSION_LEVEL
+    out = partition_dir(root, table_name, site, day) / part_name(segment)
+    return write_parquet_atomic(table, out, metadata=meta, **options)
+
+
+def publish_segment(
+    root: Path,
+    table_name: str,
+    site: str,
+    day: dt.date,
+    segment: Path,
+    rows: int,
+    labels: Mapping[tuple[int, int], Label] | None = None,
+) -> Path | None:
+    """Make the first ``rows`` (fsynced) rows of a growing segment visible to every reader:
+    its ``live-*`` file is written (or atomically replaced by a longer version). The
+    segment stays the source of truth until it is compacted."""
+    table, _ = read_segment(segment)
+    if table is None or table.num_rows < rows or rows <= 0:
+        return None
+    return _write_part(
+        root, table_name, site, day, segment, table.slice(0, rows), labels, final=False
+    )
 
 
 def compact_segment(
@@ -87,10 +137,7 @@ def compact_segment(
     rows = 0
     if table is not None and table.num_rows:
         rows = table.num_rows
-        table = sort_table(table_name, table.cast(SCHEMAS[table_name]))
-        meta = file_metadata(table_name, site, table, labels)
-        out = partition_dir(root, table_name, site, day) / _part_name(segment)
-        write_parquet_atomic(table, out, metadata=meta, **table_write_options(table_name))
+        out = _write_part(root, table_name, site, day, segment, table, labels, final=True)
     segment.unlink()
     fsync_dir(segment.parent)
     for folder in (segment.parent, segment.parent.parent):  # empty date= and site= folders
@@ -114,6 +161,56 @@ def _parse_segment_path(root: Path, segment: Path) -> tuple[str, str, dt.date] |
         return table_name, check_site(site), day
     except (ValueError, IndexError):
         return None
+
+
+def journal_segments(root: Path, table_name: str) -> list[tuple[str, dt.date, Path]]:
+    """The journal segments of one table: (site, day, path), live or left by a crash."""
+    folder = Path(root) / JOURNAL_DIR / table_name
+    out = []
+    for segment in sorted(folder.glob(f"site=*/date=*/*{SEGMENT_SUFFIX}")):
+        key = _parse_segment_path(Path(root), segment)
+        if key is not None:
+            out.append((key[1], key[2], segment))
+    return out
+
+
+def _published(path: Path) -> tuple[pa.Table | None, int]:
+    """A ``live-*`` file and the journal rows it holds, read through one open handle (a
+    republish renames a new version over the path; the handle keeps the one it opened)."""
+    try:
+        with open(path, "rb") as f:
+            parquet = pq.ParquetFile(f)
+            meta = parquet.schema_arrow.metadata or {}
+            table = parquet.read()
+    except FileNotFoundError:
+        return None, 0
+    return table, int(meta.get(META_JOURNAL_ROWS, table.num_rows))
+
+
+def read_live_segment(
+    root: Path, table_name: str, site: str, day: dt.date, segment: Path
+) -> tuple[Path, pa.Table | None]:
+    """Every row a journal segment holds so far, each once: its published ``live-*`` file
+    plus the segment's complete batches past what that file holds. Returns the file's path
+    (readers must not read it again) and the rows (None when there are none).
+
+    Works on a writer's open segment and on one a crash left behind; if the writer compacts
+    the segment meanwhile, the compacted file is read instead.
+    """
+    live = partition_dir(root, table_name, site, day) / part_name(segment)
+    published, held = _published(live)
+    try:
+        journal, _ = read_segment(segment)
+    except FileNotFoundError:  # compacted since it was listed: the file now holds it all
+        return live, _published(live)[0]
+    parts = [] if published is None else [published]
+    if journal is not None and journal.num_rows > held:
+        parts.append(journal.slice(held).cast(SCHEMAS[table_name]))
+    if not parts:
+        return live, None
+    schema = SCHEMAS[table_name]
+    parts = [p.select(schema.names).cast(schema).replace_schema_metadata(None) for p in parts]
+    return live, pa.concat_tables(parts)
 
 
 class JournalLock:
@@ -197,6 +294,8 @@ class _Segment:
         fsync_dir(path.parent)
         self.opened_wall = time.time()
         self.rows = 0
+        self.synced_rows = 0  # rows on disk for sure: what may be published
+        self.published_rows = 0  # rows its live-* file holds
         self.dirty = False
         self.closed = False
 
@@ -209,6 +308,7 @@ class _Segment:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.dirty = False
+        self.synced_rows = self.rows
 
     def close(self) -> None:
         if self.closed:

@@ -7,6 +7,8 @@ Files are written under a temporary name, fsynced and renamed into place.
 from __future__ import annotations
 
 import os
+import re
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .layout import TMP_SUFFIX
+from .table_schemas import TIME_TYPE
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -30,6 +33,71 @@ def fsync_dir(path: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def tmp_path(path: Path) -> Path:
+    """A temporary name beside ``path`` that says which process writes it (its pid), so the
+    next writer can tell a crash's leftover from a file another process is writing."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+
+
+_TMP_PID = re.compile(r"\.(\d+)-[0-9a-f]{8}" + re.escape(TMP_SUFFIX) + "$")
+#: A temporary file without a pid in its name (older xcomlog) is a leftover after this long.
+TMP_MAX_AGE_S = 3600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's live process
+    return True
+
+
+def is_leftover_tmp(path: Path, now: float | None = None) -> bool:
+    """True for a temporary file no running process will finish: its writer's pid is gone
+    (or, without a pid in its name, it is older than TMP_MAX_AGE_S)."""
+    match = _TMP_PID.search(path.name)
+    if match:
+        return not _pid_alive(int(match.group(1)))
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return False
+    return age > TMP_MAX_AGE_S
+
+
+def remove_leftover_tmp(root: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files crashed writers left anywhere under ``root`` (Parquet
+    files cut by a crash mid-write, merge manifests); returns what was removed."""
+    removed = []
+    for path in Path(root).rglob(f".*{TMP_SUFFIX}"):
+        if path.is_file() and is_leftover_tmp(path):
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+    return removed
+
+
+def with_time_unit(table: pa.Table) -> pa.Table:
+    """``table`` with every UTC timestamp column in the dataset's unit (TIME_TYPE): callers
+    that build millisecond columns (the SD-card importer) keep working, and every file
+    of the dataset has one time type."""
+    fields = list(table.schema)
+    changed = False
+    for i, field in enumerate(fields):
+        if pa.types.is_timestamp(field.type) and field.type != TIME_TYPE:
+            fields[i] = field.with_type(TIME_TYPE)
+            changed = True
+    if not changed:
+        return table
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
 def _b(text: bytes | str) -> bytes:
@@ -54,12 +122,13 @@ def write_parquet_atomic(
     ``metadata`` is merged into the schema's key-value metadata (e.g. META_DATAPOINTS).
     """
     path = Path(path)
+    table = with_time_unit(table)
     if metadata:
         merged = dict(table.schema.metadata or {})
         merged.update({_b(k): _b(v) for k, v in metadata.items()})
         table = table.replace_schema_metadata(merged)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+    tmp = tmp_path(path)
     try:
         with open(tmp, "wb") as sink:
             # The Arrow schema (ARROW:schema) would repeat the labels metadata in every
@@ -134,7 +203,7 @@ def sort_table(table_name: str, table: pa.Table) -> pa.Table:
 def write_small_file(path: Path, data: bytes) -> None:
     """Write a small file (a merge manifest) atomically: temporary name, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
+    tmp = tmp_path(path)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

@@ -42,6 +42,8 @@ class PublishedDatasetWriter(DatasetWriter):
         self._published_mark: tuple | None = None
         self._next_try = 0.0
         self.publish_error: BaseException | None = None
+        if layout != HOME:  # a fleet file holds every site: put it again per rotation only
+            kwargs["publish_interval"] = kwargs.get("rotate_interval", 3600.0)
         super().__init__(work, **kwargs)
 
     def _compact_pending(self) -> None:

@@ -197,7 +197,17 @@ class DatasetPublisher:
                 ):
                     put += self._put_unit(table, date, day_files, "day", replaces=live)
                 continue
-            # Today: only new live files (a day file's rows may already be in live units).
+            # Today: a unit whose live files grew (the writer republishes a growing segment's
+            # live file) is put again whole under a new name, replacing the old one; then
+            # the new live files go in a new unit. Day files wait for the day's end (their
+            # rows may already be in live units).
+            for unit in live:
+                sources = unit["sources"]
+                if all(rel in day_files for rel in sources) and any(
+                    _signature(day_files[rel]) != sig for rel, sig in sources.items()
+                ):
+                    current = {rel: day_files[rel] for rel in sources}
+                    put += self._put_unit(table, date, current, "live", replaces=[unit])
             new = {
                 r: p
                 for r, p in day_files.items()

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-TIME_TYPE = pa.timestamp("ms", tz="UTC")
+#: Microseconds: with ``interval = 0`` on a fast link one series is read several times per
+#: millisecond, so (time, address, number) is a key only at a finer unit (issue 15). The
+#: writer's API still takes milliseconds (``time_ms``); see DatasetWriter for the key rule.
+TIME_TYPE = pa.timestamp("us", tz="UTC")
+#: Ticks of TIME_TYPE in a millisecond and in a UTC day.
+TIME_PER_MS = 1000
+TIME_PER_DAY = 86_400_000 * TIME_PER_MS
 
 #: The long table: one row per value read (live) or per SD-card cell (imported).
 VALUES_SCHEMA = pa.schema(
@@ -123,3 +129,6 @@ META_DATAPOINTS = b"xcomlog.datapoints"  # JSON list of [address, number, name, 
 META_SITE = b"xcomlog.site"
 META_TABLE = b"xcomlog.table"
 META_VERSION = b"xcomlog.version"
+#: In a writer's ``live-*`` file: how many rows of its journal segment it holds (the file is
+#: republished as the segment grows; a reader takes the segment's rows past this count).
+META_JOURNAL_ROWS = b"xcomlog.journal_rows"
