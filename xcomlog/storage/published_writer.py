@@ -53,7 +53,7 @@ class PublishedDatasetWriter(DatasetWriter):
     def publish(self, *, force: bool = False) -> None:
         """Publish what changed since the last time (a failure is logged and retried)."""
         stats = self.stats
-        mark = (stats["files"], stats["bytes"], stats["rows_compacted"])
+        mark = tuple(stats.get(k) for k in ("files", "bytes", "rows_compacted", "publishes"))
         if not force and (mark == self._published_mark or time.monotonic() < self._next_try):
             return
         with self._publish_lock:
