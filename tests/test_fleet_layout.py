@@ -12,6 +12,7 @@ from fleet_data import DAYS, ROWS_PER_SITE_DAY, SITES, make_layouts
 
 import xcomlog
 from xcomlog.cli import main
+from xcomlog.storage.table_schemas import TIME_TYPE
 
 pytest.importorskip("pandas")
 
@@ -79,7 +80,7 @@ def test_polars_reads_both_layouts(layouts):
     for root in layouts:
         lazy = pl.scan_parquet(f"{root}/values/**/*.parquet", hive_partitioning=True)
         df = lazy.filter(pl.col("site") == "alpha").collect()
-        assert df.schema["time"] == pl.Datetime("ms", "UTC")
+        assert df.schema["time"] == pl.Datetime(TIME_TYPE.unit, "UTC")
         assert len(df) == len(DAYS) * ROWS_PER_SITE_DAY
 
 

@@ -19,6 +19,7 @@ import xcomlog
 from xcomlog.cli import main
 from xcomlog.storage.filesystem import open_location
 from xcomlog.storage.published_writer import PublishedDatasetWriter
+from xcomlog.storage.table_schemas import TIME_TYPE
 
 pytest.importorskip("pandas")
 
@@ -75,7 +76,7 @@ def test_writer_publishes_whole_files_and_reads_back(s3_server, s3_bucket, tmp_p
     assert len(df) == rows
     assert not df.duplicated(["site", "time", "address", "number"]).any()
     assert set(df["site"]) == {"alpha", "beta"}
-    assert str(df["time"].dtype) == "datetime64[ms, UTC]"
+    assert str(df["time"].dtype) == f"datetime64[{TIME_TYPE.unit}, UTC]"
     one = xcomlog.read(uri, site="beta", wide=False)
     assert len(one) == rows // 2 and set(one["site"]) == {"beta"}
     assert set(one["name"]) == {"Battery voltage"}  # labels read from the store

@@ -355,7 +355,7 @@ def read(
     if table == DATAPOINTS_TABLE:
         return read_datapoints(path, site=site)
     location, table_dir, root = _locate(path, table)
-    if location.local:
+    if location.local and not any((Path(root) / table).glob("date=*")):  # home layout
         _check_sites(root, _as_list(site, "site"))
     schema = SCHEMAS[table]
     t0, t1 = to_utc(start, name="start", tz=tz), to_utc(end, name="end", tz=tz)
