@@ -137,7 +137,7 @@ def header_with_length(codec, length: int) -> bytes:
     return head + codec.checksum(head[1:])
 
 
-@pytest.mark.parametrize("length", [0, 9, 1035, 0xFFFF])
+@pytest.mark.parametrize("length", [0, 1, 1035, 0xFFFF])  # 2..9 are short frames (issue 10)
 def test_decode_impossible_length(codec, length):
     head = header_with_length(codec, length)
     with pytest.raises(LengthError, match=str(length)):

@@ -70,3 +70,49 @@ def test_reimport_after_live_logging_keeps_live_rows(sd_datalog_dir, tmp_path):
     long = xcomlog.read(out, site="home", numbers=7002, wide=False)
     at_noon = long[long["time"] == pd.Timestamp(dt.datetime(2018, 12, 31, 12, 0, 30), tz="UTC")]
     assert at_noon["value"].tolist() == [88.0]
+
+
+@pytest.mark.timeout(120)
+def test_every_imported_number_has_its_catalog_name_and_unit(sd_datalog_dir, tmp_path):
+    """Issue 12 item 3: data columns, trailer day counters (I3081 ... I15017) and parameters
+    come back named, with the catalog's unit wherever the catalog gives one."""
+    from xcomlog.catalog import load_catalog
+    from xcomlog.protocol import family_of_address
+
+    out = tmp_path / "data"
+    summary = importer.import_paths([sd_datalog_dir], site="home", tz=ZONE, out=out)
+    assert summary.files == 5
+    catalog = load_catalog()
+
+    def catalog_unit(address: int, number: int, kind: str) -> str:
+        family = family_of_address(address)
+        units = {
+            dp.unit
+            for dp in catalog.find(number)
+            if dp.kind == kind and (family is None or dp.family is family)
+        }
+        return units.pop() if len(units) == 1 else ""
+
+    wide = xcomlog.read(out)
+    info = wide.attrs["datapoints"]
+    assert set(info) == set(wide.columns)
+    counters = {3081, 3083, 7007, 7008, 11006, 11007, 15016, 15017}
+    assert counters <= {d["number"] for d in info.values()}
+    for column, d in info.items():
+        assert d["name"], f"{column} has no name"
+        expected = catalog_unit(d["address"], d["number"], "info")
+        if expected:
+            assert d["unit"] == expected, column
+            assert f"[{expected}]" in column
+    named = {d["number"]: d["name"] for d in info.values() if d["number"] in counters}
+    assert named[3081] == "Energy AC-In from the current day"
+    assert named[15017] == "Production PV in (kWh) for the current day"
+
+    long = xcomlog.read(out, wide=False)
+    assert (long["name"].astype(str) != "").all()
+    table = xcomlog.read(out, table="datapoints")
+    assert (table["name"] != "").all()
+    for row in table.itertuples():
+        expected = catalog_unit(row.address, row.number, row.kind)
+        if expected:
+            assert row.unit == expected, (row.address, row.number)

@@ -45,6 +45,7 @@ from .protocol import (
     MULTI_INFO_OBJECT_ID,
     MULTI_INFO_RESPONSE_HEADER_SIZE,
     MULTI_INFO_RESPONSE_ITEM_SIZE,
+    SERVICE_HEADER_SIZE,
     START_BYTE,
     STRING_ENCODING,
     Format,
@@ -73,7 +74,8 @@ cdef extern from *:
         XCOM_START = 0xAA,
         XCOM_HEADER = 14,
         XCOM_CHECK = 2,
-        XCOM_MIN_LEN = 10,
+        XCOM_MIN_LEN = 2,
+        XCOM_SERVICE = 10,
         XCOM_MAX_LEN = 1034
     };
 
@@ -153,23 +155,25 @@ cdef extern from *:
     static int xcom_direct_records = 0;
 
     /* The Frame record (fields in records.Frame order) of the valid frame of `size`
-       bytes at `p`. Allocating the tuple subclass directly skips the two temporary
+       bytes at `p`. A short frame (2..9 bytes of frame data) has no object fields: they
+       are 0, and the data is what follows its service id. Allocating the tuple subclass directly skips the two temporary
        tuples of tuple.__new__, a fifth of the cost of a record; since CPython 3.14
        tuples cache their hash, which a fresh allocation must mark as not computed. */
     static PyObject *xcom_frame(PyObject *type, const uint8_t *p, Py_ssize_t size) {
         PyObject *items[9];
         PyObject *record = NULL;
         Py_ssize_t i;
+        int full = size >= XCOM_HEADER + XCOM_SERVICE + XCOM_CHECK;
+        Py_ssize_t at = XCOM_HEADER + (full ? XCOM_SERVICE : XCOM_MIN_LEN);
         items[0] = PyLong_FromLong(p[1]);
         items[1] = PyLong_FromUnsignedLong(xcom_rd32(p + 2));
         items[2] = PyLong_FromUnsignedLong(xcom_rd32(p + 6));
         items[3] = PyLong_FromLong(p[14]);
         items[4] = PyLong_FromLong(p[15]);
-        items[5] = PyLong_FromLong(xcom_rd16(p + 16));
-        items[6] = PyLong_FromUnsignedLong(xcom_rd32(p + 18));
-        items[7] = PyLong_FromLong(xcom_rd16(p + 22));
-        items[8] = PyBytes_FromStringAndSize(
-            (const char *)p + XCOM_HEADER + XCOM_MIN_LEN, size - XCOM_HEADER - XCOM_MIN_LEN - XCOM_CHECK);
+        items[5] = PyLong_FromLong(full ? xcom_rd16(p + 16) : 0);
+        items[6] = PyLong_FromUnsignedLong(full ? xcom_rd32(p + 18) : 0);
+        items[7] = PyLong_FromLong(full ? xcom_rd16(p + 22) : 0);
+        items[8] = PyBytes_FromStringAndSize((const char *)p + at, size - at - XCOM_CHECK);
         for (i = 0; i < 9; i++) {
             if (items[i] == NULL) goto done;
         }
@@ -212,15 +216,17 @@ cdef extern from *:
         XCOM_HEADER
         XCOM_CHECK
         XCOM_MIN_LEN
+        XCOM_SERVICE
         XCOM_MAX_LEN
 
 # Protocol numbers come from protocol.py. The frame layout is also needed as C constants
 # (see the C block above); refuse to load if the two ever disagree.
-if (XCOM_START, XCOM_HEADER, XCOM_CHECK, XCOM_MIN_LEN, XCOM_MAX_LEN) != (
+if (XCOM_START, XCOM_HEADER, XCOM_CHECK, XCOM_MIN_LEN, XCOM_SERVICE, XCOM_MAX_LEN) != (
     START_BYTE,
     HEADER_SIZE,
     CHECKSUM_SIZE,
     MIN_DATA_LENGTH,
+    SERVICE_HEADER_SIZE,
     MAX_DATA_LENGTH,
 ):
     raise ImportError("xcomlog._codec was built for another frame layout than protocol.py")
@@ -230,6 +236,7 @@ cdef enum:
     HEADER = XCOM_HEADER
     CHECK = XCOM_CHECK
     MIN_LEN = XCOM_MIN_LEN
+    SERVICE = XCOM_SERVICE
     MAX_LEN = XCOM_MAX_LEN
 cdef Py_ssize_t MULTI_HEAD = MULTI_INFO_RESPONSE_HEADER_SIZE
 cdef Py_ssize_t MULTI_ITEM = MULTI_INFO_RESPONSE_ITEM_SIZE
@@ -238,11 +245,13 @@ cdef Py_ssize_t MESSAGE_SIZE = MESSAGE_DATA_SIZE
 cdef uint8_t FLAG_ERROR = ServiceFlag.ERROR
 cdef uint8_t FLAG_RESPONSE = ServiceFlag.RESPONSE
 cdef uint16_t OBJECT_MULTI_INFO = ObjectType.MULTI_INFO
-# Offset of the property data in a frame (header, then the service header), and the bytes
-# of a frame that are not property data.
+# Offset of the property data in a frame (header, then the service header), the bytes of a
+# frame that are not property data (also the smallest frame with a whole service header),
+# and the offset of the data after a short frame's service flags and id.
 cdef enum:
-    DATA_AT = XCOM_HEADER + XCOM_MIN_LEN
-    OVERHEAD = XCOM_HEADER + XCOM_MIN_LEN + XCOM_CHECK
+    DATA_AT = XCOM_HEADER + XCOM_SERVICE
+    OVERHEAD = XCOM_HEADER + XCOM_SERVICE + XCOM_CHECK
+    SHORT_DATA_AT = XCOM_HEADER + XCOM_MIN_LEN
 
 # Outcome codes of a header check (same meaning as in _codec_py).
 cdef enum:
@@ -395,7 +404,7 @@ cdef bytes _encode(
     cdef uint8_t *q
     _acquire(data, &view)
     try:
-        length = MIN_LEN + view.len
+        length = SERVICE + view.len
         if length > MAX_LEN:
             raise LengthError(
                 f"frame data of {length} bytes exceeds the maximum of {MAX_DATA_LENGTH}"
@@ -972,13 +981,14 @@ def decode_batch(buffer, value_format=Format.FLOAT):
 
     Frames are found exactly as ``StreamDecoder().feed(buffer)`` finds them. ``value`` is
     each frame's property data read in ``value_format`` (a numeric format), NaN for an
-    error response or a data size that does not match the format.
+    error response, a short frame (no property) or a data size that does not match the
+    format. A short frame's object fields are 0 and its data follows its service id.
     """
     cdef int code = _batch_format(value_format)
     cdef Py_buffer view
     cdef _Spans spans = _Spans()
     cdef Counts c
-    cdef Py_ssize_t stop, n, i, size, length
+    cdef Py_ssize_t stop, n, i, size, length, at
     cdef const uint8_t *base
     cdef const uint8_t *p
     cdef uint8_t *o_ff
@@ -1028,23 +1038,33 @@ def decode_batch(buffer, value_format=Format.FLOAT):
             for i in range(n):
                 p = base + spans.offset[i]
                 size = spans.size[i]
-                length = size - OVERHEAD
                 o_ff[i] = p[1]
                 o_src[i] = rd32(p + 2)
                 o_dst[i] = rd32(p + 6)
                 o_sf[i] = p[14]
                 o_sid[i] = p[15]
-                o_ot[i] = rd16(p + 16)
-                o_oid[i] = rd32(p + 18)
-                o_pid[i] = rd16(p + 22)
-                o_off[i] = spans.offset[i] + DATA_AT
+                if size >= OVERHEAD:
+                    at = DATA_AT
+                    o_ot[i] = rd16(p + 16)
+                    o_oid[i] = rd32(p + 18)
+                    o_pid[i] = rd16(p + 22)
+                else:  # a short frame: no object fields, data after the service id
+                    at = SHORT_DATA_AT
+                    o_ot[i] = 0
+                    o_oid[i] = 0
+                    o_pid[i] = 0
+                length = size - at - CHECK
+                o_off[i] = spans.offset[i] + at
                 o_len[i] = <uint16_t>length
                 if p[14] & FLAG_ERROR:
-                    o_err[i] = rd16(p + DATA_AT) if length >= 2 else 0
+                    o_err[i] = rd16(p + at) if length >= 2 else 0
+                    o_val[i] = NAN
+                elif size < OVERHEAD:
+                    o_err[i] = 0
                     o_val[i] = NAN
                 else:
                     o_err[i] = 0
-                    o_val[i] = _batch_value(code, p + DATA_AT, length)
+                    o_val[i] = _batch_value(code, p + at, length)
         stats = _stats(n, &c, view.len - stop)
     finally:
         PyBuffer_Release(&view)
@@ -1069,9 +1089,9 @@ def decode_multi_info_batch(buffer):
     """Decode every multi-info response in ``buffer`` into concatenated numpy arrays.
 
     Frames are found as ``decode_batch`` finds them; frames that are not multi-info
-    responses are counted (``other_frames``) and left out, as are multi-info responses
-    whose data length is impossible (``malformed``). Error responses are kept, with
-    their ``error_code`` and no items.
+    responses (short frames included) are counted (``other_frames``) and left out, as are
+    multi-info responses whose data length is impossible (``malformed``). Error responses
+    are kept, with their ``error_code`` and no items.
     """
     cdef Py_buffer view
     cdef _Spans spans = _Spans()
@@ -1110,7 +1130,10 @@ def decode_multi_info_batch(buffer):
             for i in range(spans.count):
                 p = base + spans.offset[i]
                 length = spans.size[i] - OVERHEAD
-                if not (p[14] & FLAG_RESPONSE) or rd16(p + 16) != OBJECT_MULTI_INFO:
+                if length < 0:  # a short frame names no object: not a multi-info response
+                    other += 1
+                    spans.size[i] = 0
+                elif not (p[14] & FLAG_RESPONSE) or rd16(p + 16) != OBJECT_MULTI_INFO:
                     other += 1
                     spans.size[i] = 0
                 elif p[14] & FLAG_ERROR:
@@ -1213,26 +1236,39 @@ def decode_multi_info_batch(buffer):
 
 
 def pack_multi_info_request(items):
-    """Property data of a multi-info request: 1-76 (info id, aggregation) pairs."""
-    items = list(items)
-    cdef Py_ssize_t n = len(items)
+    """Property data of a multi-info request: 1-76 (info id, aggregation) pairs.
+
+    The pairs are taken once into a tuple, which nothing can lengthen: an item whose
+    unpacking runs Python code never makes the loop write past the buffer sized here.
+    """
+    cdef tuple pairs = tuple(items)
+    cdef Py_ssize_t n = len(pairs)
     if not 1 <= n <= MULTI_MAX:
         raise ValueError(
             f"a multi-info request holds 1..{MULTI_INFO_MAX_ITEMS} items, got {n}"
         )
     cdef bytearray out = bytearray(3 * n)
-    cdef uint8_t *q = <uint8_t *><char *>out
+    cdef uint8_t *q
     cdef uint32_t info_id, aggregation
-    for pair in items:
-        info_id, aggregation = _pair(pair)
+    cdef Py_ssize_t i
+    for i in range(n):
+        info_id, aggregation = _pair(pairs[i])
+        # Fetched after the unpacking: Python code there may have resized ``out``.
+        if len(out) != 3 * n:
+            raise ValueError("the multi-info request buffer changed while packing")
+        q = <uint8_t *><char *>out + 3 * i
         wr16(q, info_id)
         q[2] = <uint8_t>aggregation
-        q += 3
     return bytes(out)
 
 
 cdef tuple _pair(object pair):
-    info_id, aggregation = pair
+    cdef tuple items = tuple(pair)
+    if len(items) != 2:
+        raise ValueError(
+            f"a multi-info item is an (info id, aggregation) pair, got {len(items)} values"
+        )
+    info_id, aggregation = items
     return (
         <uint32_t>_check_u(info_id, 16, "info id"),
         <uint32_t>_check_u(aggregation, 8, "aggregation"),
@@ -1280,7 +1316,12 @@ cdef double _check_float32(object value, str name) except? -1.0:
 
 
 def pack_multi_info_response(flags, timestamp, ids, aggregations, values):
-    """Property data of a multi-info response (flags, time, then id/aggregation/float32)."""
+    """Property data of a multi-info response (flags, time, then id/aggregation/float32).
+
+    The three sequences are taken once into tuples, so the lengths checked here are the
+    lengths written, whatever the objects given.
+    """
+    ids, aggregations, values = tuple(ids), tuple(aggregations), tuple(values)
     cdef Py_ssize_t count = len(ids)
     if not (count == len(aggregations) == len(values)):
         raise ValueError("ids, aggregations and values must have the same length")
@@ -1289,21 +1330,21 @@ def pack_multi_info_response(flags, timestamp, ids, aggregations, values):
     cdef uint32_t f = <uint32_t>_check_u(flags, 32, "flags")
     cdef uint32_t t = <uint32_t>_check_u(timestamp, 32, "timestamp")
     cdef bytearray out = bytearray(MULTI_HEAD + MULTI_ITEM * count)
-    cdef uint8_t *q = <uint8_t *><char *>out
-    cdef Py_ssize_t written = 0
+    cdef uint8_t *q
+    cdef uint32_t info_id, aggregation
+    cdef float value
+    cdef Py_ssize_t i
+    for i in range(count):
+        info_id = <uint32_t>_check_u(ids[i], 16, "info id")
+        aggregation = <uint32_t>_check_u(aggregations[i], 8, "aggregation")
+        value = <float>_check_float32(values[i], "value")
+        q = <uint8_t *><char *>out + MULTI_HEAD + MULTI_ITEM * i
+        wr16(q, info_id)
+        q[2] = <uint8_t>aggregation
+        wr32(q + 3, xcom_f32_bits(value))
+    q = <uint8_t *><char *>out
     wr32(q, f)
     wr32(q + 4, t)
-    q += MULTI_HEAD
-    for info_id, aggregation, value in zip(ids, aggregations, values, strict=True):
-        if written == count:  # a sequence whose len() lied: never write past the end
-            raise ValueError("ids, aggregations and values must have the same length")
-        wr16(q, <uint32_t>_check_u(info_id, 16, "info id"))
-        q[2] = <uint8_t>_check_u(aggregation, 8, "aggregation")
-        wr32(q + 3, xcom_f32_bits(<float>_check_float32(value, "value")))
-        q += MULTI_ITEM
-        written += 1
-    if written != count:
-        raise ValueError("ids, aggregations and values must have the same length")
     return bytes(out)
 
 

@@ -37,6 +37,7 @@ from .protocol import (
     MULTI_INFO_OBJECT_ID,
     MULTI_INFO_RESPONSE_HEADER_SIZE,
     MULTI_INFO_RESPONSE_ITEM_SIZE,
+    SERVICE_HEADER_SIZE,
     START_BYTE,
     STRING_ENCODING,
     Format,
@@ -52,6 +53,9 @@ IMPLEMENTATION = "py"
 _HEADER = struct.Struct("<BBIIH")  # start, frame_flags, src, dst, data_length
 _SERVICE = struct.Struct("<BBHIH")  # service_flags, service_id, object_type, object_id, property_id
 _FRAME_FIELDS = struct.Struct("<xBIIxxxxBBHIH")  # frame_flags .. property_id of a whole frame
+_SHORT_FIELDS = struct.Struct("<xBIIxxxxBB")  # frame_flags .. service_id of a short frame
+#: Size of the smallest frame with a whole service header; a smaller one is a short frame.
+_FULL_FRAME = HEADER_SIZE + SERVICE_HEADER_SIZE + CHECKSUM_SIZE
 _MULTI_HEADER = struct.Struct("<II")
 _MULTI_ITEM = struct.Struct("<HBf")
 _MESSAGE = struct.Struct("<iHii")
@@ -146,7 +150,7 @@ def encode_frame(
     src = _check_u(src, 32, "src")
     dst = _check_u(dst, 32, "dst")
     data = _as_bytes(data)
-    length = MIN_DATA_LENGTH + len(data)
+    length = SERVICE_HEADER_SIZE + len(data)
     if length > MAX_DATA_LENGTH:
         raise LengthError(f"frame data of {length} bytes exceeds the maximum of {MAX_DATA_LENGTH}")
     header = _HEADER.pack(START_BYTE, frame_flags, src, dst, length)
@@ -258,8 +262,20 @@ def frame_size(buffer: bytes, offset: int = 0) -> int:
 
 
 def _frame(buf: bytes, pos: int, size: int) -> Frame:
-    fields = _FRAME_FIELDS.unpack_from(buf, pos)
-    return Frame(*fields, buf[pos + HEADER_SIZE + MIN_DATA_LENGTH : pos + size - CHECKSUM_SIZE])
+    """The Frame of the valid frame of ``size`` bytes at ``pos``.
+
+    A short frame (2..9 bytes of frame data) has no object fields: they are 0, and ``data``
+    holds the bytes after the service flags and service id (an error code, say).
+    """
+    end = pos + size - CHECKSUM_SIZE
+    if size >= _FULL_FRAME:
+        return Frame(*_FRAME_FIELDS.unpack_from(buf, pos), buf[pos + _DATA_AT : end])
+    return Frame(*_SHORT_FIELDS.unpack_from(buf, pos), 0, 0, 0, buf[pos + _SHORT_DATA_AT : end])
+
+
+#: Offset of the property data in a frame, and of the data after a short frame's service id.
+_DATA_AT = HEADER_SIZE + SERVICE_HEADER_SIZE
+_SHORT_DATA_AT = HEADER_SIZE + MIN_DATA_LENGTH
 
 
 def decode_frame(data: bytes) -> Frame:
@@ -520,7 +536,8 @@ def decode_batch(buffer: bytes, value_format: int = Format.FLOAT) -> FrameBatch:
 
     Frames are found exactly as ``StreamDecoder().feed(buffer)`` finds them. ``value`` is
     each frame's property data read in ``value_format`` (a numeric format), NaN for an
-    error response or a data size that does not match the format.
+    error response, a short frame (no property) or a data size that does not match the
+    format. A short frame's object fields are 0 and its data follows its service id.
     """
     fmt = _batch_format(value_format)
     buf = _as_bytes(buffer)
@@ -539,16 +556,23 @@ def decode_batch(buffer: bytes, value_format: int = Format.FLOAT) -> FrameBatch:
     data_offset = np.empty(n, np.int64)
     data_length = np.empty(n, np.uint16)
     for i, (start, size) in enumerate(spans):
-        fields = _FRAME_FIELDS.unpack_from(buf, start)
+        short = size < _FULL_FRAME
+        if short:  # no object fields: 0, and the data follows the service id
+            fields = (*_SHORT_FIELDS.unpack_from(buf, start), 0, 0, 0)
+            offset = start + _SHORT_DATA_AT
+        else:
+            fields = _FRAME_FIELDS.unpack_from(buf, start)
+            offset = start + _DATA_AT
         frame_flags[i], src[i], dst[i], service_flags[i], service_id[i] = fields[:5]
         object_type[i], object_id[i], property_id[i] = fields[5:]
-        offset = start + HEADER_SIZE + MIN_DATA_LENGTH
-        length = size - HEADER_SIZE - MIN_DATA_LENGTH - CHECKSUM_SIZE
+        length = start + size - CHECKSUM_SIZE - offset
         data_offset[i] = offset
         data_length[i] = length
         if fields[3] & _ERROR_FLAG:
             if length >= 2:
                 error_code[i] = _U16.unpack_from(buf, offset)[0]
+            value[i] = math.nan
+        elif short:
             value[i] = math.nan
         else:
             value[i] = _batch_value(fmt, buf, offset, length)
@@ -573,9 +597,9 @@ def decode_multi_info_batch(buffer: bytes) -> MultiInfoBatch:
     """Decode every multi-info response in ``buffer`` into concatenated numpy arrays.
 
     Frames are found as ``decode_batch`` finds them; frames that are not multi-info
-    responses are counted (``other_frames``) and left out, as are multi-info responses
-    whose data length is impossible (``malformed``). Error responses are kept, with
-    their ``error_code`` and no items.
+    responses (short frames included) are counted (``other_frames``) and left out, as are
+    multi-info responses whose data length is impossible (``malformed``). Error responses
+    are kept, with their ``error_code`` and no items.
     """
     buf = _as_bytes(buffer)
     spans, pos, counts = _scan(buf, 0, len(buf))
@@ -584,13 +608,16 @@ def decode_multi_info_batch(buffer: bytes) -> MultiInfoBatch:
     item_bytes = bytearray()
     other = malformed = 0
     for start, size in spans:
+        if size < _FULL_FRAME:  # a short frame names no object: not a multi-info response
+            other += 1
+            continue
         _, f_flags, f_src, f_dst, _ = _HEADER.unpack_from(buf, start)
         s_flags, _, o_type, _, p_id = _SERVICE.unpack_from(buf, start + HEADER_SIZE)
         if not s_flags & _RESPONSE_FLAG or o_type != _MULTI_INFO:
             other += 1
             continue
-        offset = start + HEADER_SIZE + MIN_DATA_LENGTH
-        length = size - HEADER_SIZE - MIN_DATA_LENGTH - CHECKSUM_SIZE
+        offset = start + _DATA_AT
+        length = size - _FULL_FRAME
         index = len(per_frame)
         if s_flags & _ERROR_FLAG:
             code = _U16.unpack_from(buf, offset)[0] if length >= 2 else 0
@@ -633,13 +660,19 @@ def decode_multi_info_batch(buffer: bytes) -> MultiInfoBatch:
 
 def pack_multi_info_request(items: Iterable[tuple[int, int]]) -> bytes:
     """Property data of a multi-info request: 1-76 (info id, aggregation) pairs."""
-    items = list(items)
+    items = tuple(items)
     if not 1 <= len(items) <= MULTI_INFO_MAX_ITEMS:
         raise ValueError(
             f"a multi-info request holds 1..{MULTI_INFO_MAX_ITEMS} items, got {len(items)}"
         )
     out = bytearray()
-    for info_id, aggregation in items:
+    for item in items:
+        pair = tuple(item)
+        if len(pair) != 2:
+            raise ValueError(
+                f"a multi-info item is an (info id, aggregation) pair, got {len(pair)} values"
+            )
+        info_id, aggregation = pair
         info_id = _check_u(info_id, 16, "info id")
         aggregation = _check_u(aggregation, 8, "aggregation")
         out += struct.pack("<HB", info_id, aggregation)
@@ -694,7 +727,12 @@ def pack_multi_info_response(
     aggregations: Sequence[int],
     values: Sequence[float],
 ) -> bytes:
-    """Property data of a multi-info response (flags, time, then id/aggregation/float32)."""
+    """Property data of a multi-info response (flags, time, then id/aggregation/float32).
+
+    The three sequences are taken once into tuples (as the compiled twin must, to size its
+    buffer safely), so both codecs see the same lengths whatever the objects given.
+    """
+    ids, aggregations, values = tuple(ids), tuple(aggregations), tuple(values)
     count = len(ids)
     if not (count == len(aggregations) == len(values)):
         raise ValueError("ids, aggregations and values must have the same length")

@@ -3,9 +3,15 @@ tables beside what the live logger writes, idempotently.
 
 Every source day ``LGyymmdd`` is written as ``<table>/site=S/date=D/sd-LGyymmdd.parquet`` in
 each UTC-date partition its rows touch (a local day spans two UTC dates), so importing the
-same day again replaces its files instead of adding rows, and a later full copy of a day
-replaces an earlier truncated one. A copy with fewer values than what is stored is kept out
-(nothing recorded is lost) unless ``force`` is given.
+same day again never adds a row twice.
+
+Copies of a day are merged value by value, so a damaged copy never replaces good data:
+within a file a repeated minute is kept once (the first), rows dated outside the file's
+day are left out and reported, and a later copy only adds the values (time, address,
+number) the stored import lacks; a value already stored is never changed, and the trailer
+tables (parameters, devices, day counters) are taken from a copy only when none is stored.
+A copy that adds nothing is reported "kept". ``force`` replaces the stored day with the
+copy, as does a re-import in another time zone when the copy is not smaller.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import TextIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import dataset, sdcard
@@ -48,8 +55,11 @@ VALUES_WRITE_OPTIONS: dict = {
 }
 #: File name prefix of imported days in every table (the live logger uses other names).
 PREFIX = "sd-"
-#: Tables an imported day writes, each replaced as a whole on re-import.
+#: Tables an imported day writes.
 DAY_TABLES = ("values", "parameters", "devices")
+#: Footer key of the time zone an imported day was read in (a re-import in another zone
+#: moves the day instead of merging).
+META_TZ = b"xcomlog.tz"
 
 _DATALOG_NAME = re.compile(r"^LG\d{6}.*\.csv$", re.IGNORECASE)
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -60,7 +70,7 @@ class FileReport:
     """What became of one source file."""
 
     source: str
-    status: str  # "imported" | "kept" (a more complete copy is stored) | "failed"
+    status: str  # "imported" | "kept" (the stored copy holds all this one has) | "failed"
     key: str | None = None  # LGyymmdd
     reason: str = ""
     rows: int = 0
@@ -328,13 +338,21 @@ def devices_table(datalog: Datalog, trailer_ms: int) -> pa.Table:
 
 
 def _labels(datalog: Datalog) -> list[tuple]:
-    """(address, number, name, unit, family, kind): the catalog's name and unit, else the CSV
-    label (numbers the appendix does not list, such as I17999 "Solar power (ALL)")."""
+    """(address, number, name, unit, family, kind) of every number the import writes: data
+    columns, day counters of the trailer and parameters. The catalog's name and unit, else
+    the CSV label (numbers the appendix does not list, such as I17999 "Solar power (ALL)"),
+    else for a counter line (which has no label) ``I<number> (day counter)``."""
     from .catalog import load_catalog
 
     cat = load_catalog()
     out = []
-    for address, number, name, unit, family, kind in datalog.labels():
+    columns = datalog.labels()
+    columns += [
+        (c.address, c.number, f"I{c.number} (day counter)", "", c.family.value if c.family else "",
+         "info")
+        for c in _counters(datalog)
+    ]  # fmt: skip
+    for address, number, name, unit, family, kind in columns:
         for dp in cat.find(number):
             if dp.kind == "info" and (not family or dp.family.value == family):
                 name, unit = dp.name, dp.unit or unit
@@ -413,6 +431,7 @@ class PreparedDay:
     parts: dict[str, dict[dt.date, pa.Table]]
     labels: list[tuple]
     issues: list[Issue] = dataclasses.field(default_factory=list)
+    tz: str = ""
 
     @property
     def total(self) -> int:
@@ -422,14 +441,32 @@ class PreparedDay:
         return sum(t.num_rows for t in self.parts[table].values())
 
 
+def _rows_in_time_order(
+    datalog: Datalog, tz: str | dt.tzinfo, issues: list[Issue]
+) -> tuple[Datalog, np.ndarray]:
+    """The datalog with its rows in time order, each UTC minute once (its first row: a
+    file appended to itself, or a repeated line, adds nothing), and their UTC times."""
+    utc = datalog.utc_ms(tz)
+    if len(utc) < 2 or bool((np.diff(utc) > 0).all()):
+        return datalog, utc
+    _, first = np.unique(utc, return_index=True)  # sorted by time, first occurrences
+    repeated = len(utc) - len(first)
+    if repeated:
+        issues.append(Issue(None, "repeated minutes kept once (the first row)", f"{repeated} rows"))
+    cleaned = dataclasses.replace(
+        datalog, local_times=datalog.local_times[first], data=datalog.data[first]
+    )
+    return cleaned, utc[first]
+
+
 def prepare_day(datalog: Datalog, tz: str | dt.tzinfo, source: str | None = None) -> PreparedDay:
     """Compute the values, parameters and devices tables of a parsed day (no I/O)."""
-    utc = datalog.utc_ms(tz)
+    issues: list[Issue] = []
+    datalog, utc = _rows_in_time_order(datalog, tz, issues)
     trailer_ms = datalog.trailer_time_ms(tz, utc)
     trailer_date = _date(trailer_ms // DAY_MS)
     params = parameters_table(datalog, trailer_ms)
     devices = devices_table(datalog, trailer_ms)
-    issues = []
     gaps = sdcard.nonexistent_times(datalog.local_times, tz)
     if gaps:
         issues.append(
@@ -450,14 +487,114 @@ def prepare_day(datalog: Datalog, tz: str | dt.tzinfo, source: str | None = None
         },
         labels=_labels(datalog),
         issues=issues,
+        tz=tz if isinstance(tz, str) else str(tz),
     )
+
+
+def _read_stored(paths: list[Path], table: str) -> tuple[pa.Table, set[str]] | None:
+    """The stored rows of one table of a day and the zones its files were read in; None
+    when a file is unreadable (the copy then replaces it)."""
+    tables, zones = [], set()
+    try:
+        for path in paths:
+            part = pq.read_table(path, schema=dataset.SCHEMAS[table])
+            zones.add((pq.read_metadata(path).metadata or {}).get(META_TZ, b"").decode())
+            tables.append(part.replace_schema_metadata(None))
+    except (OSError, pa.ArrowException, UnicodeDecodeError):
+        return None
+    if not tables:
+        return dataset.SCHEMAS[table].empty_table(), zones
+    return pa.concat_tables(tables), zones
+
+
+def _series(table: pa.Table) -> np.ndarray:
+    """One int64 per (address, number) of a values table."""
+    address = table.column("address").to_numpy().astype(np.int64)
+    return (address << 16) | table.column("number").to_numpy().astype(np.int64)
+
+
+def _time_ms(table: pa.Table) -> np.ndarray:
+    """The times of a table in ms since the epoch, whatever the stored unit (SD rows are
+    whole minutes, so nothing is cut)."""
+    ms = pc.cast(table.column("time"), pa.timestamp("ms", tz="UTC"), safe=False)
+    return ms.cast(pa.int64()).to_numpy()
+
+
+def _value_keys(table: pa.Table, t0: int) -> np.ndarray:
+    """One int64 per (time, address, number) of a values table, times relative to ``t0``."""
+    return ((_time_ms(table) - t0) << 32) | _series(table)
+
+
+def _merge_values(stored: pa.Table, new: pa.Table, counters: set[tuple[int, int]]) -> pa.Table:
+    """The rows of ``new`` that ``stored`` lacks: a (time, address, number) not stored, and
+    day counters only for a counter not stored at all (its time follows the last row)."""
+    if not new.num_rows:
+        return new
+    times = [_time_ms(t) for t in (stored, new)]
+    t0 = int(min(t.min() for t in times if len(t)))
+    span = max(int(t.max()) for t in times if len(t)) - t0
+    if span >= 1 << 31:  # never for one day (3 days are 2.6e8 ms); keys would not fit
+        raise DatalogError(f"stored and new rows span {span} ms, more than a day can")
+    fresh = ~np.isin(_value_keys(new, t0), _value_keys(stored, t0))
+    if counters:
+        stored_series = np.unique(_series(stored))
+        counter_series = np.array([(a << 16) | n for a, n in counters], dtype=np.int64)
+        taken = np.intersect1d(counter_series, stored_series)
+        fresh &= ~np.isin(_series(new), taken)
+    return new.filter(pa.array(fresh))
+
+
+def _by_date(table: pa.Table) -> dict[dt.date, pa.Table]:
+    """A values table split by UTC date, each part sorted by (address, number, time)."""
+    days = _time_ms(table) // DAY_MS
+    out = {}
+    for d in np.unique(days).tolist():
+        part = table.filter(pa.array(days == d))
+        out[_date(d)] = part.sort_by([("address", "ascending"), ("number", "ascending"),
+                                      ("time", "ascending")])  # fmt: skip
+    return out
+
+
+def _write_tables(
+    day: PreparedDay,
+    parts: dict[str, dict[dt.date, pa.Table]],
+    *,
+    site: str,
+    out: Path,
+    window: set[dt.date],
+) -> list[Path]:
+    """Write the given tables of a day (each replacing that table's files of the day)."""
+    datalog = day.datalog
+    common = {
+        dataset.META_SITE: site,
+        b"xcomlog.source": Path(day.source).name,
+        b"xcomlog.sd_version": datalog.version,
+        META_TZ: day.tz,
+    }
+    kinds = {"values": "info", "parameters": "parameter"}
+    written: list[Path] = []
+    for table_name, table_parts in parts.items():
+        labels = [label for label in day.labels if label[5] == kinds.get(table_name)]
+        # Labels go in the footer of the day's main file only: the spill-over hour into the
+        # neighbouring UTC date would otherwise carry more label JSON than data.
+        main = max(table_parts, key=lambda d: table_parts[d].num_rows) if table_parts else None
+        metadata = {
+            d: {**common, dataset.META_DATAPOINTS: dataset.labels_metadata(labels)}
+            if labels and d == main
+            else common
+            for d in table_parts
+        }
+        written += _write_day_table(
+            out, table_name, site, datalog.key, table_parts, window, metadata
+        )
+    return written
 
 
 def store_day(
     day: PreparedDay, *, site: str, out: str | os.PathLike, force: bool = False
 ) -> FileReport:
-    """Write a prepared day, replacing that source day's earlier import unless the stored
-    copy has more rows (then nothing is written and the report says "kept")."""
+    """Write a prepared day, merged into that source day's earlier import (see the module
+    docstring); with ``force`` the copy replaces it."""
     out = Path(out)
     datalog = day.datalog
     report = FileReport(source=day.source, status="imported", key=datalog.key)
@@ -465,11 +602,22 @@ def store_day(
     report.truncated = datalog.truncated
     report.rows = datalog.rows
     window = _day_window(datalog) | {d for p in day.parts.values() for d in p}
-    stored = sum(_stored_rows(_existing(out, t, site, window, datalog.key)) for t in DAY_TABLES)
-    if stored > day.total and not force:
+    paths = {t: _existing(out, t, site, window, datalog.key) for t in DAY_TABLES}
+    stored = {t: _read_stored(paths[t], t) for t in DAY_TABLES} if not force else {}
+    zones = {z for found in stored.values() if found for z in found[1]}
+    mergeable = (
+        not force
+        and any(paths.values())
+        and all(found is not None for found in stored.values())
+        and zones == {day.tz}
+    )
+    if mergeable:
+        return _merge_day(day, report, {t: stored[t][0] for t in DAY_TABLES}, site, out, window)
+    stored_rows = sum(_stored_rows(paths[t]) for t in DAY_TABLES)
+    if stored_rows > day.total and not force:  # another zone, or files of an older version
         report.status = "kept"
         report.reason = (
-            f"{datalog.key} is already imported with more data ({stored:,} rows stored, "
+            f"{datalog.key} is already imported with more data ({stored_rows:,} rows stored, "
             f"this copy has {day.total:,}); use --force to replace it"
         )
         return report
@@ -477,31 +625,81 @@ def store_day(
         report.status = "failed"
         report.reason = "no complete data row and no trailer: nothing to import"
         return report
-    common = {
-        dataset.META_SITE: site,
-        b"xcomlog.source": Path(day.source).name,
-        b"xcomlog.sd_version": datalog.version,
-    }
-    kinds = {"values": "info", "parameters": "parameter"}
-    for table_name in DAY_TABLES:
-        labels = [label for label in day.labels if label[5] == kinds.get(table_name)]
-        parts = day.parts[table_name]
-        # Labels go in the footer of the day's main file only: the spill-over hour into the
-        # neighbouring UTC date would otherwise carry more label JSON than data.
-        main = max(parts, key=lambda d: parts[d].num_rows) if parts else None
-        metadata = {
-            d: {**common, dataset.META_DATAPOINTS: dataset.labels_metadata(labels)}
-            if labels and d == main
-            else common
-            for d in parts
-        }
-        report.written += _write_day_table(
-            out, table_name, site, datalog.key, parts, window, metadata
-        )
+    report.written = _write_tables(day, day.parts, site=site, out=out, window=window)
     report.values = day.count("values")
     report.parameters = day.count("parameters")
     report.devices = day.count("devices")
     return report
+
+
+def _merge_day(
+    day: PreparedDay,
+    report: FileReport,
+    stored: dict[str, pa.Table],
+    site: str,
+    out: Path,
+    window: set[dt.date],
+) -> FileReport:
+    """Add to the stored import of a day what this copy has and it lacks."""
+    datalog = day.datalog
+    new_values = pa.concat_tables(
+        [dataset.VALUES_SCHEMA.empty_table(), *day.parts["values"].values()]
+    )
+    counters = {(c.address, c.number) for c in _counters(datalog)}
+    added = _merge_values(stored["values"], new_values, counters)
+    parts: dict[str, dict[dt.date, pa.Table]] = {}
+    if added.num_rows:
+        parts["values"] = _by_date(pa.concat_tables([stored["values"], added]))
+    for table in ("parameters", "devices"):  # the trailer of the first copy that had one
+        if not stored[table].num_rows and day.count(table):
+            parts[table] = day.parts[table]
+    counts = {t: stored[t].num_rows for t in DAY_TABLES}
+    counts["values"] += added.num_rows
+    for table in ("parameters", "devices"):
+        if table in parts:
+            counts[table] = day.count(table)
+    if not parts:
+        holds_less = day.total < sum(stored[t].num_rows for t in DAY_TABLES)
+        if holds_less or not day.total:
+            report.status = "kept"
+            report.reason = (
+                f"{datalog.key} is already imported with everything this copy holds "
+                f"({sum(counts.values()):,} rows stored, this copy has {day.total:,}); "
+                "use --force to replace it"
+            )
+            return report
+    else:
+        report.written = _write_tables(day, parts, site=site, out=out, window=window)
+        report.reason = f"merged into the stored copy: {added.num_rows:,} values added" + "".join(
+            f", {t} added" for t in ("parameters", "devices") if t in parts
+        )
+    report.values = counts["values"]
+    report.parameters = counts["parameters"]
+    report.devices = counts["devices"]
+    return report
+
+
+def _why(name: str, exc: BaseException) -> str:
+    """One sentence for a file that could not be imported."""
+    if isinstance(exc, DatalogError):
+        return str(exc).removeprefix(f"{Path(name).name}: ")
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    log.debug("%s: unexpected %s", name, type(exc).__name__, exc_info=exc)
+    return f"damaged beyond reading ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def _store_or_fail(day: PreparedDay, *, site: str, out: Path, force: bool) -> FileReport:
+    """store_day, with any error but a storage one (disk full: the import stops) reported
+    as this file's failure."""
+    from .exceptions import StorageError
+
+    try:
+        return store_day(day, site=site, out=out, force=force)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
+        return FileReport(source=day.source, status="failed", reason=_why(day.source, exc))
 
 
 def import_datalog(
@@ -597,14 +795,10 @@ def import_sources(
                 data = content.read_bytes() if isinstance(content, Path) else bytes(content)
                 datalog = parse_datalog(data, Path(name).name, phase_columns=phase_columns)
                 day = prepare_day(datalog, tz, name)
-                future = writer.submit(store_day, day, site=site, out=out, force=force)
-            except (DatalogError, OSError) as exc:
-                if isinstance(exc, DatalogError):
-                    reason = str(exc).removeprefix(f"{Path(name).name}: ")
-                else:
-                    reason = f"cannot read: {exc.strerror or exc}"
+                future = writer.submit(_store_or_fail, day, site=site, out=out, force=force)
+            except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
                 future = Future()
-                future.set_result(FileReport(source=name, status="failed", reason=reason))
+                future.set_result(FileReport(source=name, status="failed", reason=_why(name, exc)))
             pending.append((future, day))
             while len(pending) > 2 or (pending and pending[0][0].done()):
                 finish(*pending.popleft())
@@ -614,8 +808,12 @@ def import_sources(
     bar.close()
     if labels:
         stored = dataset.read_labels(out, site)
-        missing = [label for key, label in labels.items() if key not in stored]
-        if missing:  # the live logger's (appendix) labels are never overwritten
+        # Labels of the live logger (the appendix's) are never overwritten; empty ones (an
+        # older import's unnamed day counters) are filled in.
+        missing = [
+            label for key, label in labels.items() if key not in stored or not stored[key][2]
+        ]
+        if missing:
             dataset.write_labels(out, site, missing)
     if summary.reports:
         now = dt.datetime.now(dt.timezone.utc)

@@ -17,8 +17,10 @@ HEADER_SIZE = 14  # start byte, frame flags, src, dst, data length, header check
 CHECKSUM_SIZE = 2
 FRAME_OVERHEAD = HEADER_SIZE + CHECKSUM_SIZE
 SERVICE_HEADER_SIZE = 10  # service flags, service id, object type, object id, property id
-#: Smallest frame_data any service carries (service header with no property data).
-MIN_DATA_LENGTH = SERVICE_HEADER_SIZE
+#: Smallest valid frame_data: the service flags and service id alone. Field evidence: Studer's
+#: own C library (scom_frame) accepts data_length >= 2, so a frame of 2..9 bytes of data (a
+#: "short frame", its object fields absent) is valid, not damage (issue 10).
+MIN_DATA_LENGTH = 2
 #: Largest frame_data in the specification: the screen object response (section 6.2.5).
 #: Multi-info responses reach 8 + 76 * 7 + 10 = 550 bytes, file blocks 512 + 10.
 MAX_DATA_LENGTH = 1034

@@ -36,6 +36,7 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,8 +72,11 @@ _NAME_RE = re.compile(r"LG(\d{2})(\d{2})(\d{2})", re.IGNORECASE)
 _LABEL_RE = re.compile(r"^(.*?)\s*\[(.*)\]\s*$")
 _FAMILY_PREFIX_RE = re.compile(r"^(?:DEV\s+)?(XT|VT|VS|BSP|BMS)-", re.IGNORECASE)
 _PHASE_RE = re.compile(r"^L([123])$", re.IGNORECASE)
-_UNIT_RE = re.compile(r"^L([123])-(\d+)$", re.IGNORECASE)
-_INVENTORY_RE = re.compile(r"^(L[123]-\d+|\d+):(.*)$", re.IGNORECASE)
+# Numbers are bounded (device indexes, datapoint numbers up to 65535): a damaged line of
+# thousands of digits is then an unrecognised line, not an int() conversion error.
+_UNIT_RE = re.compile(r"^L([123])-(\d{1,3})$", re.IGNORECASE)
+_INVENTORY_RE = re.compile(r"^(L[123]-\d{1,3}|\d{1,3}):(.*)$", re.IGNORECASE)
+_TRAILER_RE = r"^([PI])(\d{1,5})\s*"
 _NUMERIC_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _ASCII_MASK = bytes(range(128)) + b"?" * 128
 _NULL_CELLS = ["", "nan", "NaN", "NAN", "-nan", "-NaN", "+nan"]
@@ -172,17 +176,11 @@ class Datalog:
 
     @property
     def day(self) -> dt.date:
-        """The local day of the file: from its name (LGyymmdd), else from its first row."""
-        match = _NAME_RE.search(Path(self.name).name)
-        if match:
-            yy, mm, dd = (int(g) for g in match.groups())
-            try:
-                return dt.date(2000 + yy, mm, dd)
-            except ValueError:
-                pass
-        if self.rows:
-            return self.local_times[0].astype("datetime64[D]").astype(dt.date)
-        raise DatalogError(f"{self.name}: no day in the file name and no data row")
+        """The local day of the file: from its name (LGyymmdd), else the date of its rows."""
+        day = file_day(self.name, self.local_times)
+        if day is None:
+            raise DatalogError(f"{self.name}: no day in the file name and no data row")
+        return day
 
     @property
     def key(self) -> str:
@@ -216,6 +214,22 @@ class Datalog:
         realistic test and benchmark files from real ones.
         """
         return render(self)
+
+
+def file_day(name: str, local_times: np.ndarray) -> dt.date | None:
+    """The local day a datalog holds: from its name (LGyymmdd), else the most common date
+    of its rows (a damaged row cannot move the day); None without either."""
+    match = _NAME_RE.search(Path(name).name)
+    if match:
+        yy, mm, dd = (int(g) for g in match.groups())
+        try:
+            return dt.date(2000 + yy, mm, dd)
+        except ValueError:
+            pass
+    if len(local_times):
+        days, counts = np.unique(local_times.astype("datetime64[D]"), return_counts=True)
+        return days[int(np.argmax(counts))].astype(dt.date)
+    return None
 
 
 # --- time zones ------------------------------------------------------------------------------
@@ -467,7 +481,7 @@ def _parse_header(
         token = rows[1][i].strip()
         if not token:
             continue
-        number_match = re.fullmatch(r"[Ii](\d+)", token)
+        number_match = re.fullmatch(r"[Ii](\d{1,5})", token)
         if not number_match or int(number_match.group(1)) > 0xFFFF:
             issues.append(Issue(2, f"column {i}: {token!r} is not a user-info number"))
             continue
@@ -541,7 +555,7 @@ def _parse_trailer(text: str, sep: str, first_line: int, complete_end: bool) -> 
         if not stripped:
             continue
         cut = n == len(lines) - 1 and not complete_end
-        match = re.match(r"^([PI])(\d+)\s*" + re.escape(sep) + r"(.*)$", stripped)
+        match = re.match(_TRAILER_RE + re.escape(sep) + r"(.*)$", stripped)
         if cut and not (match and stripped.endswith(sep)):
             out["issues"].append(
                 Issue(line_no, "incomplete line at end of file (file truncated)", stripped[:80])
@@ -620,7 +634,13 @@ def _read_rows(
         bad_rows.clear()
         return pa_csv.read_csv(
             pa.BufferReader(block),
-            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
+            # One block for the whole day: a damaged line longer than pyarrow's default 1 MB
+            # block would otherwise fail the file ("straddling object").
+            read_options=pa_csv.ReadOptions(
+                column_names=names,
+                use_threads=False,
+                block_size=min(max(len(block) + 1, 1 << 20), (1 << 31) - 1),
+            ),
             parse_options=pa_csv.ParseOptions(
                 delimiter=sep, quote_char=False, invalid_row_handler=invalid
             ),
@@ -669,6 +689,28 @@ def _read_rows(
     return times, arrays
 
 
+def _rows_of_the_day(
+    name: str, times: np.ndarray, arrays: list[np.ndarray], issues: list[Issue]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Only the rows dated on the file's day: a row of another date (year 0001 or 9999 in a
+    damaged copy) has an impossible time; it is left out and reported, never imported."""
+    day = file_day(name, times)
+    if day is None or not len(times):
+        return times, arrays
+    on_day = times.astype("datetime64[D]") == np.datetime64(day, "D")
+    if on_day.all():
+        return times, arrays
+    bad = np.nonzero(~on_day)[0]
+    issues.append(
+        Issue(
+            None,
+            f"rows dated outside the file's day {day:%d.%m.%Y} left out (impossible times)",
+            f"{len(bad)} rows, first {times[bad[0]]}",
+        )
+    )
+    return times[on_day], [a[on_day] for a in arrays]
+
+
 def parse_datalog(
     data: bytes, name: str = "datalog.csv", *, phase_columns: str = "auto"
 ) -> Datalog:
@@ -685,6 +727,8 @@ def parse_datalog(
     data = data.rstrip(b"\x00")  # a card pulled while writing leaves zeroed clusters
     if len(data) < size:
         issues.append(Issue(None, f"{size - len(data)} NUL bytes at the end of the file"))
+    if b"\r" in data:  # CRLF, CR-only (old Mac style) or mixed line endings: all read as LF
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if not data.strip():
         raise DatalogError(f"{name}: empty file")
     lines, start = _split_header(data, name)
@@ -738,6 +782,7 @@ def parse_datalog(
         )
     else:
         times, arrays = np.zeros(0, dtype="datetime64[m]"), [np.zeros(0, np.float32)] * len(columns)
+    times, arrays = _rows_of_the_day(name, times, arrays, issues)
     matrix = (
         np.column_stack(arrays) if arrays else np.zeros((len(times), 0), dtype=np.float32)
     ).astype(np.float32, copy=False)
@@ -854,7 +899,9 @@ def _trailer_values(
             try:
                 value = float(cell)
             except ValueError:
-                issues.append(Issue(line_no, f"unreadable value {cell!r} of {kind} {number}"))
+                value = math.nan
+            if not math.isfinite(value):  # nan cells were skipped above
+                issues.append(Issue(line_no, f"unreadable value {cell[:20]!r} of {kind} {number}"))
                 continue
             try:
                 address = device_address(family, k)

@@ -13,9 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="import SD-card datalogs (LGyymmdd.CSV) into the Parquet dataset",
         description=(
             "Import Studer SD-card datalog files (CSVFILES/LOG/LGyymmdd.CSV written by the "
-            "RCC or Xcom-232i) into the same dataset the live logger writes. Re-importing a "
-            "day replaces it (no duplicates); a more complete copy already imported is kept "
-            "unless --force is given."
+            "RCC or Xcom-232i) into the same dataset the live logger writes. Copies of a day "
+            "are merged value by value: a later copy only adds what the stored one lacks, so "
+            "a damaged copy never replaces good data and nothing is stored twice. A damaged "
+            "file is reported in the summary and the others are imported."
         ),
     )
     parser.add_argument(
@@ -47,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="replace imported days even when the stored copy has more rows",
+        help="replace imported days with these copies instead of merging them",
     )
     parser.add_argument(
         "--phase-columns",
