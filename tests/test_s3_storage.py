@@ -107,7 +107,7 @@ def test_restarted_writer_publishes_what_the_crash_left(s3_server, s3_bucket, tm
 
 def test_import_and_compact_through_s3(s3_server, s3_bucket, tmp_path):
     from xcomlog.sim import Installation, Simulator
-    from xcomlog.sim.sdcard import render_day
+    from xcomlog.sim.sd_files import render_day
 
     sim = Simulator(Installation(xtenders=1), seed=3)
     sd = tmp_path / "sd"
