@@ -19,7 +19,9 @@ Run: ``.venv/bin/python -m benchmarks --only fleet [--quick]``.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
+import math
 import os
 import shutil
 import signal
@@ -29,63 +31,186 @@ import tempfile
 import time
 from pathlib import Path
 
+from xcomlog import codec
+
 DEVICES = ["xt1", "xt2", "vt1", "vs1", "vs2", "bsp"]
 BAUD = 38400
 
 
 # --- simulators ---------------------------------------------------------------------------
 
+#: Distinct simulated installations per simulator process; its sites share them in turn.
+INSTALLATIONS_PER_PROCESS = 16
+#: Seconds after the last site of a simulator process started polling before its sites'
+#: wire is measured: the logger's start-up (plans, labels, first flushes) is not polling.
+WARMUP_S = 10.0
 
-def sim_host(count: int, baud: int) -> None:
-    """Serve ``count`` simulated installations from one asyncio loop, one TCP port each,
-    paced at ``baud`` (8E1: 11 bits a byte, both directions, as the simulator's own links);
-    print the ports as one JSON line and serve until SIGTERM (a simulator process's body).
+
+class _Throttle:
+    """One process's pacing of every link: a heap of (due time, answer) and one timer.
+
+    An answer leaves when the request's bytes and then its own have crossed the link at
+    ``baud`` 8E1 (11 bits a byte, as the simulator's own links pace them). One timer for
+    the earliest answer of the whole process, not one per link and answer: the answers
+    due by then go out in the same wake-up. It also holds when the process's measured
+    window opens (``measure_from``)."""
+
+    def __init__(self, loop, byte_time: float, links: int) -> None:
+        self.loop = loop
+        self.byte_time = byte_time
+        self.heap: list = []
+        self.seq = 0
+        self.timer = None
+        self.timer_at = math.inf
+        self.waiting = links  # links that have not had a request yet
+        self.measure_from = math.inf
+
+    def started(self, now: float) -> None:
+        """A link had its first request; once all have, the window opens after WARMUP_S."""
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.measure_from = now + WARMUP_S
+
+    def push(self, due: float, link: _SiteLink, data: bytes) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (due, self.seq, link, data))
+        if due < self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_at = due
+            self.timer = self.loop.call_at(due, self._fire)
+
+    def _fire(self) -> None:
+        heap = self.heap
+        now = self.loop.time()
+        while heap and heap[0][0] <= now:
+            link, data = heapq.heappop(heap)[2:]
+            link.deliver(data, now)
+        if heap:
+            self.timer_at = heap[0][0]
+            self.timer = self.loop.call_at(self.timer_at, self._fire)
+        else:
+            self.timer, self.timer_at = None, math.inf
+
+
+class _LinkAccount:
+    """One site's wire, as its simulator saw it (times are ``time.monotonic()``).
+
+    ``started``: its first request's arrival; ``first``: the first request's arrival in
+    the measured window; ``last``: the last answer's departure; ``wire``: the bytes of the
+    window's answered requests and of their answers; ``answers``: all answers sent."""
+
+    __slots__ = ("started", "first", "last", "wire", "unanswered", "answers")
+
+    def __init__(self) -> None:
+        self.started = self.first = self.last = None
+        self.wire = self.unanswered = self.answers = 0
+
+    def row(self) -> list:
+        return [self.started, self.first, self.last, self.wire, self.answers]
+
+
+class _SiteLink:
+    """One site's TCP link (an asyncio protocol): requests decoded and answered by the
+    site's simulator, answers paced by the process's throttle, the wire counted."""
+
+    __slots__ = ("sim", "throttle", "decoder", "transport", "rx_free", "tx_free", "account")
+
+    def __init__(self, sim, throttle: _Throttle, account: _LinkAccount) -> None:
+        self.sim = sim
+        self.throttle = throttle
+        self.decoder = codec.StreamDecoder()
+        self.transport = None
+        self.rx_free = self.tx_free = 0.0
+        self.account = account
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+
+    def eof_received(self) -> None:
+        return None
+
+    def pause_writing(self) -> None:
+        return None
+
+    def resume_writing(self) -> None:
+        return None
+
+    def data_received(self, data: bytes) -> None:
+        throttle = self.throttle
+        now = throttle.loop.time()
+        account = self.account
+        if account.first is None:
+            if account.started is None:
+                account.started = now
+                throttle.started(now)
+            if now >= throttle.measure_from:
+                account.first = now
+        if account.first is not None:
+            account.unanswered += len(data)
+        self.rx_free = max(now, self.rx_free) + len(data) * throttle.byte_time
+        for frame in self.decoder.feed(data):
+            for out in self.sim.handle_frame(frame):
+                self.tx_free = max(self.rx_free, self.tx_free) + len(out) * throttle.byte_time
+                throttle.push(self.tx_free, self, out)
+
+    def deliver(self, data: bytes, now: float) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(data)
+        account = self.account
+        account.answers += 1
+        if account.first is not None:
+            account.last = now
+            account.wire += account.unanswered + len(data)
+            account.unanswered = 0
+
+
+def sim_host(count: int, baud: int, first_seed: int = 0) -> None:
+    """Serve ``count`` simulated sites from one asyncio loop, one TCP port each, paced at
+    ``baud`` 8E1; print the ports as one JSON line, serve until SIGTERM, then print each
+    port's wire account (``_LinkAccount.row``) as one JSON line (a simulator process).
 
     The simulator's own links use two threads per link; a thousand of them would measure
-    the scheduler, not the logger, so this host answers through the same
-    ``Simulator.handle_frame`` on one event loop per process."""
+    the scheduler, not the logger. Here every answer still comes from
+    ``Simulator.handle_frame``, but one process serves its sites from
+    ``INSTALLATIONS_PER_PROCESS`` simulators (site k from simulator k mod that): a
+    simulator computes its values once a simulated second and keeps the encoded answers
+    until the next (its own cache), so the sites sharing it cost one computation a second
+    instead of one each. Pacing is one heap for the process (``_Throttle``)."""
     import asyncio
 
-    from xcomlog import codec
     from xcomlog.protocol import BITS_PER_BYTE_8E1
     from xcomlog.sim import Simulator
 
-    byte_time = BITS_PER_BYTE_8E1 / baud
-
-    async def serve(sim) -> int:
-        async def handle(reader, writer) -> None:
-            loop = asyncio.get_running_loop()
-            decoder = codec.StreamDecoder()
-            rx_free = tx_free = 0.0
-            try:
-                while data := await reader.read(65536):
-                    rx_free = max(loop.time(), rx_free) + len(data) * byte_time
-                    for frame in decoder.feed(data):
-                        for out in sim.handle_frame(frame):
-                            tx_free = max(rx_free, tx_free) + len(out) * byte_time
-                            delay = tx_free - loop.time()
-                            if delay > 0:
-                                await asyncio.sleep(delay)
-                            writer.write(out)
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        servers.append(server)
-        return server.sockets[0].getsockname()[1]
-
-    servers: list = []
-
     async def main() -> None:
-        ports = [await serve(Simulator(seed=k)) for k in range(count)]
+        loop = asyncio.get_running_loop()
+        throttle = _Throttle(loop, BITS_PER_BYTE_8E1 / baud, count)
+        sims = [
+            Simulator(seed=first_seed + k) for k in range(min(count, INSTALLATIONS_PER_PROCESS))
+        ]
+        servers, ports, accounts = [], [], []
+        for k in range(count):
+            account = _LinkAccount()
+            sim = sims[k % len(sims)]
+            server = await loop.create_server(
+                lambda sim=sim, account=account: _SiteLink(sim, throttle, account),
+                "127.0.0.1",
+                0,
+            )
+            servers.append(server)
+            ports.append(server.sockets[0].getsockname()[1])
+            accounts.append(account)
         print(json.dumps(ports), flush=True)
         stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
         for server in servers:
             server.close()
+        print(json.dumps([a.row() for a in accounts]), flush=True)
 
     asyncio.run(main())
 
@@ -93,8 +218,11 @@ def sim_host(count: int, baud: int) -> None:
 def _start_sims(sites: int, processes: int) -> tuple[list[subprocess.Popen], list[int]]:
     procs, ports = [], []
     per = [sites // processes + (k < sites % processes) for k in range(processes)]
-    for count in per:
-        code = f"from benchmarks.fleet_bench import sim_host; sim_host({count}, {BAUD})"
+    for k, count in enumerate(per):
+        code = (
+            "from benchmarks.fleet_bench import sim_host; "
+            f"sim_host({count}, {BAUD}, {k * INSTALLATIONS_PER_PROCESS})"
+        )
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-c", code],
@@ -108,15 +236,19 @@ def _start_sims(sites: int, processes: int) -> tuple[list[subprocess.Popen], lis
     return procs, ports
 
 
-def _stop_all(procs) -> None:
+def _stop_sims(procs) -> list[list]:
+    """Stop the simulator processes; each site's wire account (``_LinkAccount.row``)."""
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
+    accounts: list[list] = []
     for proc in procs:
         try:
-            proc.wait(30)
+            out, _ = proc.communicate(timeout=30)
+            accounts += json.loads(out.strip().splitlines()[-1])
         except subprocess.TimeoutExpired:
             proc.kill()
+    return accounts
 
 
 # --- 1. many sites --------------------------------------------------------------------------
@@ -147,35 +279,35 @@ def _write_config(path: Path, out: Path, journal: Path, ports: list[int]) -> Pat
     return path
 
 
-def _theoretical_values_per_s(config: Path) -> float:
-    from xcomlog.logger.config import load_config
-    from xcomlog.logger.plan import compile_plan
+def _wire_efficiency(accounts: list[list]) -> list[float]:
+    """Each site's wire time over its polling time: the bytes of its requests and their
+    answers at 11 bits a byte (8E1) and ``BAUD``, over the time from the arrival of its
+    first request in the measured window to its last answer's departure. 1.0: the link
+    never idle. The window opens WARMUP_S after every site of the simulator process has
+    started polling (the logger's start-up opens links, compiles plans and writes labels;
+    no scan: the devices are configured)."""
     from xcomlog.protocol import BITS_PER_BYTE_8E1
 
-    group = compile_plan(load_config(config).sites[0]).groups[0]
-    return group.values / (group.wire_bytes * BITS_PER_BYTE_8E1 / BAUD)
+    return [
+        wire * BITS_PER_BYTE_8E1 / BAUD / (last - first)
+        for _, first, last, wire, _ in accounts
+        if first is not None and last is not None and last > first
+    ]
 
 
-def _per_site_efficiency(out: Path, theoretical: float) -> list[float]:
-    """Each site's steady values/s (first answer to last) over the theoretical rate."""
-    import numpy as np
+def _stored_values(out: Path) -> int:
+    """Values rows the logger published."""
     import pyarrow.dataset as ds
 
-    table = ds.dataset(out / "values", format="parquet", partitioning="hive").to_table(
-        columns=["site", "time"]
-    )
-    sites = table.column("site").to_numpy(zero_copy_only=False)
-    times = table.column("time").cast("int64").to_numpy()
-    order = np.lexsort((times, sites))
-    sites, times = sites[order], times[order]
-    out_ratios = []
-    bounds = np.flatnonzero(sites[1:] != sites[:-1]) + 1
-    for chunk in np.split(np.arange(len(sites)), bounds):
-        stamps, counts = np.unique(times[chunk], return_counts=True)
-        span = (stamps[-1] - stamps[0]) / 1000.0
-        if span > 0:
-            out_ratios.append(float((counts.sum() - counts[0]) / span) / theoretical)
-    return out_ratios
+    return ds.dataset(out / "values", format="parquet", partitioning="hive").count_rows()
+
+
+def _values_per_answer(config: Path) -> float:
+    from xcomlog.logger.config import load_config
+    from xcomlog.logger.plan import compile_plan
+
+    group = compile_plan(load_config(config).sites[0]).groups[0]
+    return group.values / len(group.requests)
 
 
 def many_sites(sites: int, seconds: float, sim_processes: int) -> tuple[list[dict], Path]:
@@ -185,6 +317,7 @@ def many_sites(sites: int, seconds: float, sim_processes: int) -> tuple[list[dic
     tmp = Path(tempfile.mkdtemp(prefix="xcomlog-fleet-bench-"))
     procs, ports = _start_sims(sites, sim_processes)
     samples: list[tuple[float, float, float]] = []  # (wall, cpu s, rss MiB)
+    accounts: list[list] = []
     try:
         config = _write_config(tmp / "fleet.toml", tmp / "out", tmp / "work", ports)
         cmd = [sys.executable, "-m", "xcomlog", "log", "--config", str(config), "--no-status"]
@@ -195,6 +328,8 @@ def many_sites(sites: int, seconds: float, sim_processes: int) -> tuple[list[dic
             text=True,
         )
         ps = psutil.Process(logger.pid)
+        sim_ps = [psutil.Process(p.pid) for p in procs]
+        sim_cpu0 = sum(sum(p.cpu_times()[:2]) for p in sim_ps)
         t0 = time.monotonic()
         while logger.poll() is None:
             try:
@@ -202,16 +337,21 @@ def many_sites(sites: int, seconds: float, sim_processes: int) -> tuple[list[dic
                 samples.append(
                     (time.monotonic() - t0, cpu.user + cpu.system, ps.memory_info().rss / 2**20)
                 )
+                sim_cpu = sum(sum(p.cpu_times()[:2]) for p in sim_ps) - sim_cpu0
             except psutil.Error:
                 break
             time.sleep(min(5.0, max(0.5, seconds / 120)))
+        sim_cores = sim_cpu / (time.monotonic() - t0)
         err = logger.stderr.read()
         if logger.wait() != 0:
             raise RuntimeError(f"the logger failed: {err[-2000:]}")
     finally:
-        _stop_all(procs)
-    theoretical = _theoretical_values_per_s(config)
-    ratios = _per_site_efficiency(tmp / "out", theoretical)
+        accounts = _stop_sims(procs)
+    ratios = _wire_efficiency(accounts)
+    windows = [a[2] - a[1] for a in accounts if a[1] is not None and a[2] is not None]
+    started = [a[0] - t0 for a in accounts if a[0] is not None]
+    served = sum(a[4] for a in accounts) * _values_per_answer(config)
+    stored = _stored_values(tmp / "out")
     s = np.array([x for x in samples if x[0] <= seconds])
     steady = s[s[:, 0] >= min(30.0, seconds * 0.25)]
     cores = (steady[-1, 1] - steady[0, 1]) / (steady[-1, 0] - steady[0, 0])
@@ -226,6 +366,10 @@ def many_sites(sites: int, seconds: float, sim_processes: int) -> tuple[list[dic
             "value": float(np.median(ratios)),
             "unit": "ratio",
             "sites_measured": len(ratios),
+            "window_s": float(np.median(windows)) if windows else 0.0,
+            "all_sites_polling_after_s": max(started) if len(started) == sites else None,
+            "values_stored_of_served": stored / served if served else 0.0,
+            "simulators_cores": sim_cores,
             "target": 0.95,
             "meets_target": bool(np.median(ratios) >= 0.95),
         },
