@@ -54,7 +54,7 @@ class MqttPublisher:
         subscriptions: Iterable[str] = (),
         on_message: Callable[[str, bytes], None] | None = None,
         on_connect: Callable[[], None] | None = None,
-        backoff: tuple[float, float] = BACKOFF_S,
+        backoff: tuple[float, float] | None = None,
         keepalive: int = 30,
     ) -> None:
         self.broker = broker
@@ -159,7 +159,7 @@ class MqttPublisher:
         """Keep the connection until ``stop`` is set, then say offline and disconnect."""
         aiomqtt = _aiomqtt()
         self._wake = asyncio.Event()
-        first, largest = self.backoff
+        first, largest = self.backoff or BACKOFF_S
         delay = first
         while not stop.is_set():
             try:
