@@ -9,15 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from mqtt_broker import (
-    PASSWORD,
-    USER,
-    mosquitto,
-    mosquitto_auth,
-    mosquitto_tls,
-    read_retained,
-    retained,
-)  # noqa: F401
+from mqtt_broker import PASSWORD, USER, read_retained
 
 from xcomlog.exceptions import BrokerError, ConfigError
 from xcomlog.mqtt import MqttBridge, parse_broker_url

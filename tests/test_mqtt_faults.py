@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from mqtt_broker import mosquitto, read_retained  # noqa: F401
+from mqtt_broker import read_retained
 from test_mqtt import LABELS, SITE, run_bridge, settings, wait_for
 
 from xcomlog.mqtt import MqttBridge
@@ -95,7 +95,7 @@ def test_device_availability_follows_answers(mosquitto, monkeypatch):
         bridge.values(SITE, now + 200, 101, 3000, 52.0)  # it answers again
         states.append(snap())
         # the BSP's values stop: offline once the watchdog sees it quiet
-        for i in range(1, 12):
+        for _ in range(11):
             bridge.values(SITE, int(time.time() * 1000), 101, 3000, 52.0)
             await asyncio.sleep(0.1)
         states.append(snap())

@@ -10,6 +10,8 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
-echo "ensure_mosquitto: installed $(/usr/sbin/mosquitto -h 2>/dev/null | head -1)" >&2
+if apt-get update -qq && apt-get install -y -qq --no-install-recommends mosquitto >/dev/null; then
+    echo "ensure_mosquitto: installed $(/usr/sbin/mosquitto -h 2>/dev/null | head -1)" >&2
+else
+    echo "ensure_mosquitto: apt-get could not install mosquitto; the MQTT tests will skip" >&2
+fi

@@ -194,6 +194,7 @@ class LoggerConfig:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_S
     rotate_interval: float = DEFAULT_ROTATE_INTERVAL_S
     source: str = "<options>"  # the file it came from, for messages
+    mqtt: Any = None  # MQTT: xcomlog.mqtt.MqttSettings or None (the [mqtt] table)
 
 
 # --- parsing helpers ----------------------------------------------------------------------
@@ -374,7 +375,7 @@ _SITE_KEYS = {
     "backoff",
     "connect_timeout",
 }
-_TOP_KEYS = {"out", "flush_interval", "rotate_interval", "site", "group", "defaults"}
+_TOP_KEYS = {"out", "flush_interval", "rotate_interval", "site", "group", "defaults", "mqtt"}
 _DEFAULT_KEYS = _SITE_KEYS - {"name", "link", "group", "groups"}
 
 
@@ -580,10 +581,22 @@ def config_from_dict(
         )
         if flush <= 0 or rotate <= 0:
             raise ConfigError(f"{where}: flush_interval and rotate_interval must be > 0")
+        mqtt = None  # MQTT: the optional [mqtt] table
+        if data.get("mqtt") is not None:
+            from ..mqtt.settings import settings_from_dict
+
+            if not isinstance(data["mqtt"], Mapping):
+                raise ConfigError(f"{where}: [mqtt] must be a table")
+            mqtt = settings_from_dict(data["mqtt"], f"{where}: mqtt")
     except ConfigError:
         raise
     return LoggerConfig(
-        out=out, sites=sites, flush_interval=flush, rotate_interval=rotate, source=source
+        out=out,
+        sites=sites,
+        flush_interval=flush,
+        rotate_interval=rotate,
+        source=source,
+        mqtt=mqtt,
     )
 
 

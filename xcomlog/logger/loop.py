@@ -369,6 +369,55 @@ class SiteLogger:
         self._status_keys: list[tuple[int, int]] = []
         self._concat_cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._stop: asyncio.Event | None = None
+        self._writes: list[tuple[Request, asyncio.Future, str]] = []  # MQTT: queued writes
+
+    # -- MQTT: parameter writes asked over MQTT go out between two requests of the poll --
+
+    async def write_param(self, address: int, number: int, value, flash: bool) -> None:
+        """Write a validated parameter value on this site's link (to RAM unless ``flash``);
+        raises DeviceError, or XcomTimeout when the link cannot carry it in time."""
+        from ..exceptions import DeviceError, XcomTimeout
+
+        devices = self.plan.devices if self.plan is not None else ()
+        family = next((d.family for d in devices if d.address == address), None)
+        dp = self.catalog.get(number, family) if family else self.catalog.at(number, address)
+        prop = Property.VALUE_QSP if flash else Property.UNSAVED_VALUE_QSP
+        data = codec.pack_value(dp.format, value)
+        frame = codec.encode_request(
+            Service.WRITE, ObjectType.PARAMETER, number, prop, data, src=self.site.src, dst=address
+        )
+        request = Request(
+            PARAM, frame, address, int(ObjectType.PARAMETER), number, int(prop), 0, ()
+        )
+        what = f"parameter {number} of {device_name(address)} = {value!r} ({'flash' if flash else 'RAM'})"
+        future = asyncio.get_running_loop().create_future()
+        self._writes.append((request, future, what))
+        limit = 2 * self.site.timeout * (1 + self.site.retries) + 10.0
+        try:
+            kind, code = await asyncio.wait_for(future, limit)
+        except asyncio.TimeoutError:
+            raise XcomTimeout(
+                f"{what}: the link to {self.site.name} did not carry it within {limit:g} s"
+            ) from None
+        if kind == ERROR:
+            raise DeviceError(code, what)
+        if kind != OK:
+            raise XcomTimeout(f"{what}: no answer")
+
+    async def _run_writes(self, transport) -> None:
+        while self._writes:
+            request, future, what = self._writes.pop(0)
+            if future.done():
+                continue  # the asker gave up
+            kind, _, code = await self._exchange(
+                transport, request, quiet=True, service=int(Service.WRITE)
+            )
+            if kind == OK:
+                self.event(
+                    "write", f"{what} over MQTT", address=request.dst, number=request.object_id
+                )
+            if not future.done():
+                future.set_result((kind, code))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -583,6 +632,8 @@ class SiteLogger:
         burst = polite is None or polite.duty_cycle >= 1.0
         try:
             while not stop.is_set():
+                if self._writes:  # MQTT
+                    await self._run_writes(transport)
                 if self._messages_due and self.site.messages:
                     self._messages_due = False
                     await self._read_messages(transport)
@@ -936,6 +987,7 @@ class SiteLogger:
         quiet: bool = False,
         notice_messages: bool = True,
         sent_at: float | None = None,
+        service: int = _READ,  # MQTT: writes wait for a WRITE answer
     ):
         """Send ``request`` and wait for its answer: (OK, frame, t_ms), (ERROR, None, code)
         (TIMEOUT, None, 0) or (DAMAGED, None, 0). Retries after a timeout, a damaged answer
@@ -980,7 +1032,7 @@ class SiteLogger:
                     if fdst != src or not sflags & _RESPONSE:
                         stats.foreign_frames += 1
                         continue
-                    if otype != want_type or oid != want_id or fsrc != want_src or sid != _READ:
+                    if otype != want_type or oid != want_id or fsrc != want_src or sid != service:
                         stats.stale_frames += 1
                         continue
                     self._answered(fflags, notice_messages)
@@ -1123,6 +1175,13 @@ class Logger:
                 flush_interval=config.flush_interval,
                 rotate_interval=config.rotate_interval,
             )
+        self.mqtt = None  # MQTT: an MqttBridge fed through the writer
+        if config.mqtt is not None:
+            from ..mqtt.bridge import MqttBridge
+            from ..mqtt.writer_tee import MqttWriterTee
+
+            self.mqtt = MqttBridge(config.mqtt, catalog=catalog, write=self._mqtt_write)
+            writer = MqttWriterTee(writer, self.mqtt)
         self.writer = writer
         self.sites = [
             SiteLogger(site, writer, catalog, transport_factory=transport_factory)
@@ -1131,6 +1190,12 @@ class Logger:
         self.started = time.time()
         self.error: BaseException | None = None
         self.failed: dict[str, BaseException] = {}
+
+    async def _mqtt_write(self, site: str, address: int, number: int, value, flash: bool) -> None:
+        """MQTT: a write asked over MQTT goes out on that site's link."""
+        await next(s for s in self.sites if s.site.name == site).write_param(
+            address, number, value, flash
+        )
 
     def totals(self) -> dict[str, float]:
         """Sums of the site counters, plus the run time."""
@@ -1166,10 +1231,15 @@ class Logger:
         self.failed: dict[str, BaseException] = {}
         for site in self.sites:
             site.event("start", f"xcomlog logger, site link {site.site.link}")
+        if self.mqtt is not None:  # MQTT: bad credentials or TLS stop us before polling
+            await self.mqtt.check()
         tasks = [
             asyncio.create_task(self._guard(site, stop), name=f"site-{site.site.name}")
             for site in self.sites
         ]
+        mqtt_task, mqtt_stop = None, asyncio.Event()  # MQTT: stops after the sites' last rows
+        if self.mqtt is not None:
+            mqtt_task = asyncio.create_task(self.mqtt.run(mqtt_stop), name="mqtt")
         timer = None
         if duration is not None:
             timer = asyncio.get_running_loop().call_later(duration, stop.set)
@@ -1181,6 +1251,9 @@ class Logger:
             for task in tasks:
                 if not task.done():
                     task.cancel()
+            if mqtt_task is not None:  # MQTT: publishes the last rows, says offline, disconnects
+                mqtt_stop.set()
+                await mqtt_task
             for site in self.sites:
                 try:
                     site.event(

@@ -190,7 +190,9 @@ class MqttBridge:
                 str(row[3] or ""),
             )
             kind = str(row[5]) if len(row) > 5 and row[5] else "info"
-            options = self._options(number, address)
+            if len(row) > 4 and row[4]:
+                self._device(site, address).family = str(getattr(row[4], "value", row[4]))
+            options = self._options(site, number, address)
             point = discovery.PointInfo(
                 address, number, name or f"value {number}", unit, kind, options
             )
@@ -225,9 +227,17 @@ class MqttBridge:
                 self._publish_point(site, point)
             self._publish_writables(site)
 
-    def _options(self, number: int, address: int) -> tuple[tuple[int, str], ...]:
+    def _datapoint(self, site: _Site, number: int, address: int):
+        """The catalog's datapoint, by the device's family when known (BSP and BMS
+        share address 601); CatalogError when the catalog has none."""
+        dev = site.devices.get(address)
+        if dev is not None and dev.family:
+            return self.catalog.get(number, dev.family)
+        return self.catalog.at(number, address)
+
+    def _options(self, site: _Site, number: int, address: int) -> tuple[tuple[int, str], ...]:
         try:
-            dp = self.catalog.at(number, address)
+            dp = self._datapoint(site, number, address)
         except Exception:  # noqa: BLE001 - unknown to the catalog: a plain number
             return ()
         if dp.options and not dp.bit_field:
@@ -298,7 +308,7 @@ class MqttBridge:
                 if address == ADDRESS_GATEWAY:
                     continue
                 try:
-                    dp = self.catalog.at(number, address)
+                    dp = self._datapoint(site, number, address)
                 except Exception:  # noqa: BLE001 - this family has no such parameter
                     continue
                 if not dp.is_writable:
@@ -361,9 +371,9 @@ class MqttBridge:
         point = site.points.get((address, number))
         if point is None:
             try:
-                dp = self.catalog.at(number, address)
+                dp = self._datapoint(site, number, address)
                 point = discovery.PointInfo(
-                    address, number, dp.name, dp.unit, dp.kind, self._options(number, address)
+                    address, number, dp.name, dp.unit, dp.kind, self._options(site, number, address)
                 )
             except Exception:  # noqa: BLE001
                 point = discovery.PointInfo(address, number, f"value {number}", "")
@@ -379,7 +389,7 @@ class MqttBridge:
         site.slot_labels.append(dict(point.options) if point.options else None)
         exact = bool(point.options)
         try:
-            fmt = self.catalog.at(number, address).format
+            fmt = self._datapoint(site, number, address).format
             exact = exact or fmt in (Format.BOOL, Format.SHORT_ENUM, Format.LONG_ENUM, Format.INT32)
         except Exception:  # noqa: BLE001
             pass
@@ -562,7 +572,8 @@ class MqttBridge:
     async def _command(
         self, site: _Site, topic: str, device: str, address: int | None, number: int, payload: bytes
     ) -> None:
-        outcome = await site.gate.handle(site.name, device, address, number, payload)
+        family = site.devices[address].family if address in site.devices else None
+        outcome = await site.gate.handle(site.name, device, address, number, payload, family)
         base = topic[: -len("/set")]
         site.publisher.publish(topics.result_topic(base), outcome.payload(), retain=False)
         if outcome.ok and address is not None:

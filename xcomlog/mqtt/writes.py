@@ -92,11 +92,19 @@ class WriteGate:
         self.refused = 0
         self.done = 0
 
-    def datapoint(self, number: int, address: int):
+    def datapoint(self, number: int, address: int, family: str | None = None):
+        if family:
+            return self.catalog.get(number, family)
         return self.catalog.at(number, address)
 
     async def handle(
-        self, site: str, device: str, address: int | None, number: int, payload: bytes
+        self,
+        site: str,
+        device: str,
+        address: int | None,
+        number: int,
+        payload: bytes,
+        family: str | None = None,
     ) -> WriteOutcome:
         """Check and write one command; never raises."""
         text = payload.decode("utf-8", "replace").strip()
@@ -117,7 +125,7 @@ class WriteGate:
                 False, number, device, error=f"unknown device {device!r} at site {site}"
             )
         try:
-            dp = self.datapoint(number, address)
+            dp = self.datapoint(number, address, family)
             if dp.kind != "parameter":
                 raise ValidationError(f"{dp} is not a parameter")
             value = self.catalog.validate(dp, text)
