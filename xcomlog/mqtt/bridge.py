@@ -49,6 +49,17 @@ def _version() -> str:
         return "0"
 
 
+def _possible_devices() -> list[str]:
+    """Names of every device an installation can have (node ids of discovery topics)."""
+    from ..protocol import FAMILY_ADDRESSES, PHASE_ADDRESSES
+
+    names = {"gateway", "bms"}
+    for _multicast, first, last in FAMILY_ADDRESSES.values():
+        names.update(device_name(a) for a in range(first, last + 1))
+    names.update(device_name(a) for a in PHASE_ADDRESSES)
+    return sorted(names)
+
+
 @dataclass
 class _Device:
     name: str
@@ -73,9 +84,12 @@ class _Site:
     order: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # key -> slot
     last_t: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     last_v: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    scale: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # max |value|
     exact: np.ndarray = field(default_factory=lambda: np.empty(0, bool))  # any change counts
     slot_device: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     slot_topic: list[str] = field(default_factory=list)
+    slot_exact: list[bool] = field(default_factory=list)
+    slot_device_list: list[int] = field(default_factory=list)
     slot_labels: list[dict[int, str] | None] = field(default_factory=list)
     slot_of: dict[int, int] = field(default_factory=dict)  # key -> slot
     devices: dict[int, _Device] = field(default_factory=dict)
@@ -84,6 +98,7 @@ class _Site:
     configs: set[str] = field(default_factory=set)  # discovery topics we publish
     planned: bool = False  # datapoints() called: stale configs can be removed
     foreign_configs: set[str] = field(default_factory=set)
+    stale_index: bool = False  # slots added since the key index was built
     task: asyncio.Task | None = None
 
 
@@ -126,7 +141,12 @@ class MqttBridge:
         status = topics.site_status_topic(s.prefix, name)
         subscriptions = [f"{s.prefix}/{name}/+/+/set"]
         if s.discovery:
-            subscriptions.append(f"{s.discovery_prefix}/+/+/+/config")  # ours are pruned
+            # our own retained configs come back: those of datapoints no longer logged
+            # are removed (one filter per possible device: never other sites' configs)
+            subscriptions += [
+                f"{s.discovery_prefix}/+/{topics.node_id(name, device)}/+/config"
+                for device in _possible_devices()
+            ]
         publisher = MqttPublisher(
             s.broker,
             will_topics=[status],
@@ -210,10 +230,12 @@ class MqttBridge:
         """Devices configured or scanned: mappings or objects with address (and family,
         model, firmware, serial when known). Refreshes their HA device entries."""
         site = self._site(site_name)
+        changed: set[int] = set()
         for row in rows:
             get = row.get if isinstance(row, Mapping) else lambda k, r=row: getattr(r, k, None)
             address = int(get("address"))
             dev = self._device(site, address)
+            before = (dev.family, dev.model, dev.firmware, dev.serial, dev.name)
             family = get("family")
             dev.family = str(getattr(family, "value", family) or dev.family)
             dev.model = str(get("model") or get("id_type") or "") or dev.model
@@ -222,9 +244,12 @@ class MqttBridge:
             dev.serial = str(serial) if serial else dev.serial
             if get("device"):
                 dev.name = str(get("device"))
-        if site.planned and self.settings.discovery:
+            if (dev.family, dev.model, dev.firmware, dev.serial, dev.name) != before:
+                changed.add(address)
+        if changed and site.planned and self.settings.discovery:
             for point in site.points.values():
-                self._publish_point(site, point)
+                if point.address in changed:
+                    self._publish_point(site, point)
             self._publish_writables(site)
 
     def _datapoint(self, site: _Site, number: int, address: int):
@@ -393,15 +418,26 @@ class MqttBridge:
             exact = exact or fmt in (Format.BOOL, Format.SHORT_ENUM, Format.LONG_ENUM, Format.INT32)
         except Exception:  # noqa: BLE001
             pass
-        site.last_t = np.append(site.last_t, np.iinfo(np.int64).min // 2)
-        site.last_v = np.append(site.last_v, np.nan)
-        site.exact = np.append(site.exact, exact)
-        site.slot_device = np.append(site.slot_device, site.device_index.index(address))
+        site.slot_exact.append(exact)
+        site.slot_device_list.append(site.device_index.index(address))
+        site.stale_index = True
+        return slot
+
+    @staticmethod
+    def _index(site: _Site) -> None:
+        """Rebuild the sorted key -> slot index after new slots were added."""
         keys = np.fromiter(site.slot_of.keys(), np.uint32, len(site.slot_of))
         slots = np.fromiter(site.slot_of.values(), np.int64, len(site.slot_of))
         order = np.argsort(keys)
         site.keys, site.order = keys[order], slots[order]
-        return slot
+        grow = len(site.slot_topic) - len(site.last_t)
+        if grow > 0:  # new slots: never published yet
+            site.last_t = np.concatenate([site.last_t, np.full(grow, np.iinfo(np.int64).min // 2)])
+            site.last_v = np.concatenate([site.last_v, np.full(grow, np.nan)])
+            site.scale = np.concatenate([site.scale, np.zeros(grow)])
+        site.exact = np.array(site.slot_exact, dtype=bool)
+        site.slot_device = np.array(site.slot_device_list, dtype=np.int64)
+        site.stale_index = False
 
     def values(self, site_name: str, time_ms, addresses, numbers, values) -> None:
         """A batch of logged values (numpy columns or scalars broadcast). Publishes those
@@ -414,6 +450,8 @@ class MqttBridge:
         a = np.broadcast_to(np.asarray(addresses, dtype=np.uint32), (n,))
         k = (a << 16) | np.broadcast_to(np.asarray(numbers, dtype=np.uint32), (n,))
         t = np.broadcast_to(np.asarray(time_ms, dtype=np.int64), (n,))
+        if site.stale_index:
+            self._index(site)
         keys = site.keys
         pos = np.searchsorted(keys, k)
         hit = pos < len(keys)
@@ -421,6 +459,7 @@ class MqttBridge:
         if not hit.all():
             for key in np.unique(k[~hit]).tolist():
                 self._slot(site, key >> 16, key & 0xFFFF)
+            self._index(site)
             keys = site.keys
             pos = np.searchsorted(keys, k)
         slots = site.order[pos]
@@ -428,7 +467,10 @@ class MqttBridge:
         finite = np.isfinite(v)
         last_v = site.last_v[slots]
         moved = np.abs(v - last_v)
-        band = np.where(site.exact[slots], 0.0, self.settings.deadband * np.abs(last_v))
+        # the band is a share of the largest magnitude seen, so noise around 0 stays inside
+        scale = np.maximum(site.scale[slots], np.abs(np.where(finite, v, 0.0)))
+        site.scale[slots] = scale
+        band = np.where(site.exact[slots], 0.0, self.settings.deadband * scale)
         due = finite & (
             (t - site.last_t[slots] >= self.interval_ms) | (moved > band) | np.isnan(last_v)
         )

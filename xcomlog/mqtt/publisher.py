@@ -23,14 +23,16 @@ log = logging.getLogger("xcomlog.mqtt")
 
 #: Reconnect delays: the first and the largest (doubling in between).
 BACKOFF_S = (0.5, 30.0)
+#: Retained messages queued in paho before the socket must drain.
+CHUNK = 512
 #: Non-retained messages kept while the broker is away (the oldest are dropped).
 TRANSIENT_LIMIT = 256
 #: Connack codes that will not get better by retrying.
 _FATAL_CONNACK = {
     4: "bad user name or password",
-    5: "not authorised",
+    5: "not authorised (wrong user name or password, or no permission)",
     134: "bad user name or password",
-    135: "not authorised",
+    135: "not authorised (wrong user name or password, or no permission)",
 }
 
 
@@ -40,6 +42,19 @@ def _aiomqtt():
     except ImportError:  # pragma: no cover - the extra is not installed
         raise BrokerError("MQTT needs the aiomqtt package: pip install 'xcomlog[mqtt]'") from None
     return aiomqtt
+
+
+def retained_publish_packet(topic: bytes, payload: bytes) -> bytes:
+    """An MQTT 5 PUBLISH packet, QoS 0, retain set, no properties; ``topic`` already
+    length-prefixed."""
+    remaining = len(topic) + 1 + len(payload)
+    header = bytearray(b"\x31")  # PUBLISH | RETAIN, QoS 0
+    while True:  # remaining length: 7 bits a byte, high bit = more
+        byte, remaining = remaining & 0x7F, remaining >> 7
+        header.append(byte | 0x80 if remaining else byte)
+        if not remaining:
+            break
+    return bytes(header) + topic + b"\x00" + payload  # b"\x00": no properties
 
 
 class MqttPublisher:
@@ -67,6 +82,7 @@ class MqttPublisher:
         self.keepalive = keepalive
         self._retained: dict[str, bytes] = {}  # topic -> latest payload
         self._due: dict[str, None] = {}  # retained topics not yet sent (insertion order)
+        self._topic_cache: dict[str, bytes] = {}
         self._transient: deque[tuple[str, bytes]] = deque(maxlen=TRANSIENT_LIMIT)
         self._wake: asyncio.Event | None = None
         self.connected = False
@@ -113,6 +129,7 @@ class MqttPublisher:
         return aiomqtt.Client(
             b.host,
             b.port,
+            protocol=aiomqtt.ProtocolVersion.V5,  # for "no local" subscriptions
             username=b.username,
             password=b.password,
             identifier=self.client_id,
@@ -195,8 +212,11 @@ class MqttPublisher:
                 self.publish(topic, "online")
         listener = None
         if self.subscriptions:
-            for topic in self.subscriptions:
-                await client.subscribe(topic, qos=1)
+            from paho.mqtt.subscribeoptions import SubscribeOptions
+
+            # "no local": our own publications are not echoed back to us (MQTT 5)
+            options = SubscribeOptions(qos=1, noLocal=True)
+            await client.subscribe([(topic, options) for topic in self.subscriptions])
             listener = asyncio.create_task(self._listen(client))
         if self.on_connect is not None:
             self.on_connect()
@@ -228,13 +248,55 @@ class MqttPublisher:
                 await client.publish(topic, data, qos=1, retain=False)
                 self._transient.popleft()
                 self.sent += 1
+            # Retained state goes out at QoS 0 as PUBLISH packets we encode ourselves,
+            # handed to paho's send queue a chunk at a time as one block: paho's own
+            # publish() costs tens of microseconds a message (thread locks, message info)
+            # and awaiting each publish a loop turn. The socket drains between chunks.
+            paho = client._client  # aiomqtt's paho-mqtt client
+            queue = getattr(paho, "_packet_queue", None)
+            block = bytearray()
+            count = 0
             for topic in list(self._due):
                 # taken off first: a newer payload arriving meanwhile makes it due again
                 self._due.pop(topic, None)
                 data = self._retained.get(topic)
-                if data is not None:
-                    await client.publish(topic, data, qos=0, retain=True)
-                    self.sent += 1
+                if data is None:
+                    continue
+                if queue is None:  # another paho: its publish() does the same, slower
+                    info = paho.publish(topic, data, 0, True)
+                    if info.rc:
+                        raise _aiomqtt().MqttCodeError(info.rc, "Could not publish message")
+                else:
+                    block += retained_publish_packet(self._topic_bytes(topic), data)
+                self.sent += 1
+                count += 1
+                if count >= CHUNK:
+                    if block:
+                        queue(0, bytes(block), 0, 0)  # command 0: no publish callbacks
+                        block = bytearray()
+                    count = 0
+                    await self._drain(paho)
+            if block:
+                queue(0, bytes(block), 0, 0)
+            await self._drain(paho)
+
+    def _topic_bytes(self, topic: str) -> bytes:
+        """The encoded topic (length + UTF-8) of a retained topic, kept per topic."""
+        cached = self._topic_cache.get(topic)
+        if cached is None:
+            raw = topic.encode()
+            cached = self._topic_cache[topic] = len(raw).to_bytes(2, "big") + raw
+        return cached
+
+    @staticmethod
+    async def _drain(paho) -> None:
+        """Let the event loop write what paho queued (waits while the socket is full)."""
+        await asyncio.sleep(0)
+        for _ in range(1000):
+            if not paho.want_write():
+                return
+            await asyncio.sleep(0.005)
+        raise _aiomqtt().MqttError("the broker does not take our messages (5 s)")
 
     async def _listen(self, client) -> None:
         async for message in client.messages:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
+@lru_cache(maxsize=8192)
 def slug(name: str, limit: int = 48) -> str:
     """``"State of Charge"`` -> ``state_of_charge`` (lower case, digits, single ``_``)."""
     text = _NOT_WORD.sub("_", name.lower()).strip("_")
     return text[:limit].rstrip("_") or "value"
 
 
+@lru_cache(maxsize=65536)
 def point_id(number: int, name: str) -> str:
     """The readable id of a datapoint: ``7002_state_of_charge``."""
     return f"{int(number)}_{slug(name)}"
