@@ -9,7 +9,8 @@ The logger calls (from its event loop, never waiting on the network):
 - ``device_seen(site, address)`` / ``device_lost(site, address)``, ``link_lost(site)``;
 
 and runs ``await bridge.run(stop)`` as a task beside its sites. Values are rate-limited
-per datapoint (at most every ``interval``, sooner past a dead band) with numpy, so the
+per datapoint (at most every ``interval``, sooner past a dead band, never repeated while
+unchanged: the retained topic holds it) with numpy, so the
 cost per value stays small; the rest happens only for the values actually published.
 """
 
@@ -471,8 +472,11 @@ class MqttBridge:
         scale = np.maximum(site.scale[slots], np.abs(np.where(finite, v, 0.0)))
         site.scale[slots] = scale
         band = np.where(site.exact[slots], 0.0, self.settings.deadband * scale)
+        # a value that did not change is not sent again: its retained topic holds it
         due = finite & (
-            (t - site.last_t[slots] >= self.interval_ms) | (moved > band) | np.isnan(last_v)
+            ((t - site.last_t[slots] >= self.interval_ms) & (moved > 0))
+            | (moved > band)
+            | np.isnan(last_v)
         )
         if not due.any():
             return
