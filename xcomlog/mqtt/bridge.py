@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -151,7 +152,8 @@ class MqttBridge:
         publisher = MqttPublisher(
             s.broker,
             will_topics=[status],
-            client_id=f"{s.client_id or 'xcomlog'}-{name}",
+            # unique unless configured: two loggers of one site name must not evict each other
+            client_id=f"{s.client_id or 'xcomlog-' + uuid.uuid4().hex[:8]}-{name}",
             subscriptions=subscriptions,
         )
         site = _Site(name, publisher, WriteGate(s.writes, s.flash, self.catalog, self.write))
