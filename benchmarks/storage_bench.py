@@ -67,7 +67,7 @@ def _sd_long(path: Path) -> tuple[pa.Table, int]:
             vals.append(v)
     table = pa.table(
         {
-            "time": pa.array(times, pa.int64()).cast(dsmod.TIME_TYPE),
+            "time": pa.array(times, pa.timestamp("ms", tz="UTC")).cast(dsmod.TIME_TYPE),
             "address": pa.array(addrs, pa.uint16()),
             "number": pa.array(nums, pa.uint16()),
             "value": pa.array(vals, pa.float32()),
@@ -99,7 +99,9 @@ def _synthetic_live(seconds: int, points: int = 100, seed: int = 0) -> pa.Table:
         cols_v.append(v.astype(np.float32))
     return pa.table(
         {
-            "time": pa.array(np.concatenate(cols_t)).cast(dsmod.TIME_TYPE),
+            "time": pa.array(np.concatenate(cols_t), pa.timestamp("ms", tz="UTC")).cast(
+                dsmod.TIME_TYPE
+            ),
             "address": np.concatenate(cols_a),
             "number": np.concatenate(cols_n),
             "value": np.concatenate(cols_v),
@@ -197,7 +199,7 @@ def bytes_per_value(tables: list[pa.Table], label: str, csv_bytes: int = 0) -> l
 def file_granularity(table: pa.Table, label: str) -> list[dict]:
     """Hourly files (the writer's default rotation) against one file per day."""
     sort, options = CANDIDATES["zstd9 dict, series-sorted, delta time (chosen)"]
-    t = table.column("time").cast(pa.int64()).to_numpy()
+    t = table.column("time").cast(pa.int64()).to_numpy() // 1000  # µs -> ms
     hours = t // 3_600_000
     hourly = 0
     for h in np.unique(hours):
@@ -227,7 +229,7 @@ def writer_throughput(total: int, chunk: int = 76) -> list[dict]:
     time order, appended in multi-info-frame-sized chunks (``chunk`` values), then flush +
     close (journal and Parquet); with CPU seconds per million values and bytes written."""
     live = _synthetic_live(max(1, total // 100)).sort_by([("time", "ascending")])
-    t = live.column("time").cast(pa.int64()).to_numpy()
+    t = live.column("time").cast(pa.int64()).to_numpy() // 1000  # µs -> ms
     a = live.column("address").to_numpy()
     n = live.column("number").to_numpy()
     v = live.column("value").to_numpy()

@@ -53,7 +53,7 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
 
 def test_schemas_are_consistent():
     for name, schema in SCHEMAS.items():
-        assert schema.field("time").type == pa.timestamp("ms", tz="UTC"), name
+        assert schema.field("time").type == pa.timestamp("us", tz="UTC"), name
     assert VALUES_SCHEMA.names == ["time", "address", "number", "value"]
     assert "kind" in EVENTS_SCHEMA.names and "text" in MESSAGES_SCHEMA.names
     assert DATAPOINTS_SCHEMA.names[:4] == ["address", "number", "name", "unit"]
@@ -382,7 +382,7 @@ def test_merge_day_replaces_an_earlier_merge(tmp_path):
 
 @pytest.mark.parametrize("renamed", [True, False])
 def test_crash_during_merge_recovers_without_loss_or_duplicates(tmp_path, monkeypatch, renamed):
-    from xcomlog import dataset as dataset_mod
+    from xcomlog.storage import day_merge as dataset_mod
 
     folder = _hourly_files(tmp_path, 3)
     if renamed:  # crash after the merged file was renamed in, before the parts were deleted

@@ -168,7 +168,8 @@ def test_empty_selection_keeps_columns(dataset):
 
 def test_tz_converts_for_display(dataset):
     out, _ = dataset
-    df = xcomlog.read(out, site="home", numbers=3000, tz="Europe/Zurich", end="2024-06-10 01:00")
+    # a naive bound is in ``tz`` too (issue 12): 03:00 in Zurich is 01:00 UTC
+    df = xcomlog.read(out, site="home", numbers=3000, tz="Europe/Zurich", end="2024-06-10 03:00")
     assert str(df.index.tz) == "Europe/Zurich"
     assert df.index[0] == pd.Timestamp("2024-06-10 02:00", tz="Europe/Zurich")
 
@@ -229,3 +230,43 @@ def test_datapoints_table(dataset):
     ]
     assert set(labels["device"]) == {"xt1", "bsp"}
     assert set(xcomlog.read(out, table="datapoints")["site"]) == {"home", "cabin"}
+
+
+def test_unknown_site_is_an_error_naming_the_sites(dataset):
+    out, _ = dataset
+    with pytest.raises(ValueError, match=r"no site 'hom' in the dataset .*sites are: cabin, home"):
+        xcomlog.read(out, site="hom")
+    with pytest.raises(ValueError, match="no site 'attic'"):
+        xcomlog.read(out, site=["home", "attic"], table="events")
+    assert len(xcomlog.read(out, site=["home", "cabin"], wide=False)) > 0
+
+
+def test_unknown_table_is_an_error_naming_the_tables(dataset):
+    out, _ = dataset
+    with pytest.raises(ValueError, match=r"unknown table 'value'; tables are values, .*datapoints"):
+        xcomlog.read(out, table="value")
+
+
+def test_a_local_day_is_a_local_day(dataset):
+    """start/end without a zone are in ``tz``: a Zurich day is 22:00 to 22:00 UTC in June."""
+    out, written = dataset
+    day = xcomlog.read(
+        out, start="2024-06-11", end="2024-06-12", tz="Europe/Zurich", site="home", wide=False
+    )
+    utc0 = pd.Timestamp("2024-06-10 22:00", tz="UTC")
+    utc1 = pd.Timestamp("2024-06-11 22:00", tz="UTC")
+    home = written[written["site"] == "home"]
+    expected = home[(home["time"] >= utc0) & (home["time"] < utc1)]
+    assert len(day) == len(expected) > 0
+    assert (
+        day["time"].min() == expected["time"].min() and day["time"].max() == expected["time"].max()
+    )
+    assert str(day["time"].dt.tz) == "Europe/Zurich"
+    assert day["time"].min().strftime("%Y-%m-%d %H:%M") == "2024-06-11 00:00"
+    # aware bounds stay absolute; a dt.date is a local midnight too
+    same = xcomlog.read(
+        out, start=dt.date(2024, 6, 11), end=utc1, tz="Europe/Zurich", site="home", wide=False
+    )
+    assert len(same) == len(day)
+    with pytest.raises(ValueError, match="Mars/Olympus"):
+        xcomlog.read(out, start="2024-06-11", tz="Mars/Olympus", site="home")

@@ -32,6 +32,8 @@ DEFAULT_APPENDIX = (
     REPO.parent / "shared" / "reference" / "xtender-serial-protocol-appendix-V1.6.42.pdf"
 )
 DEFAULT_OUT = REPO / "xcomlog" / "data"
+#: Field errata and quantity exceptions, applied to what the appendix says (kept by hand).
+DEFAULT_CORRECTIONS = DEFAULT_OUT / "corrections.toml"
 
 # Family short names as in xcomlog.protocol.Family (kept as strings so the tool runs
 # without the package installed).
@@ -107,12 +109,30 @@ DATAPOINT_COLUMNS = [
     "max_120v",
     "other_parents",
     "description",
+    "quantity",
+    "statistic",
+    "part_of",
 ]
 MESSAGE_COLUMNS = ["number", "severity", "text"]
 
 _OPTION = re.compile(r"^\s*([+-]?\d+)\s*:\s*(.*?)\s*$")
 _LEADING_NUMBER = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:[:=]|$)")
 _MESSAGE = re.compile(r"^\s*(?:(\w+)\s+)?\((\d+)\)\s*:\s*(.*?)\s*$", re.S)
+#: "Battery voltage (minute avg)": the minute statistic of the quantity "Battery voltage".
+_MINUTE_STAT = re.compile(r"^(.*?)\s*\(minute (avg|min|max)\)$", re.I)
+#: "PV1 power": one input's part of "PV power" (VarioString inputs PV1 and PV2).
+_PV_INPUT = re.compile(r"\bPV[12]\b")
+#: Datapoint fields a correction may change, and how their value is stored.
+CORRECTABLE = {
+    "number": int,
+    "name": str,
+    "short_name": str,
+    "unit": str,
+    "default": float,
+    "minimum": float,
+    "maximum": float,
+    "increment": float,
+}
 
 
 class AppendixError(Exception):
@@ -559,6 +579,96 @@ def build(sections: list[Section]) -> tuple[list[dict], list[dict]]:
     return list(datapoints.values()), sorted(messages.values(), key=lambda m: m["number"])
 
 
+# --- Field errata and quantities ----------------------------------------------------------
+
+
+def load_corrections(path: Path) -> tuple[list[dict], list[dict]]:
+    """The ``[[correction]]`` and ``[[quantity]]`` entries of the corrections file, checked."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise AppendixError(f"cannot read the corrections file {path}: {exc}") from None
+    unknown = set(data) - {"correction", "quantity"}
+    if unknown:
+        raise AppendixError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
+    corrections = list(data.get("correction", []))
+    quantities = list(data.get("quantity", []))
+    for entry in corrections:
+        missing = {"family", "number", "field", "appendix", "value", "source", "evidence"} - set(
+            entry
+        )
+        if missing:
+            raise AppendixError(f"{path}: correction {entry!r} lacks {', '.join(sorted(missing))}")
+        if entry["field"] not in CORRECTABLE:
+            raise AppendixError(
+                f"{path}: correction of {entry['family']} {entry['number']}: field "
+                f"{entry['field']!r} is not one of {', '.join(CORRECTABLE)}"
+            )
+    for entry in quantities:
+        missing = {"family", "numbers", "quantity"} - set(entry)
+        if missing:
+            raise AppendixError(f"{path}: quantity {entry!r} lacks {', '.join(sorted(missing))}")
+    return corrections, quantities
+
+
+def apply_corrections(datapoints: list[dict], corrections: list[dict]) -> list[dict]:
+    """The datapoints with every correction applied; an erratum the appendix no longer has
+    (the field does not show ``appendix``) stops the generator instead of being guessed."""
+    by_key = {(dp["family"], dp["number"]): dp for dp in datapoints}
+    for c in corrections:
+        key = (c["family"], int(c["number"]))
+        dp = by_key.get(key)
+        if dp is None:
+            raise AppendixError(f"correction of {key}: the appendix has no such datapoint")
+        field, kind = c["field"], CORRECTABLE[c["field"]]
+        if dp[field] is None or kind(dp[field]) != kind(c["appendix"]):
+            raise AppendixError(
+                f"correction of {key}: the appendix now shows {field} = {dp[field]!r}, "
+                f"not {c['appendix']!r}; check the erratum and update corrections.toml"
+            )
+        new = kind(c["value"])
+        if field == "number":
+            if (dp["family"], new) in by_key:
+                raise AppendixError(f"correction of {key}: {new} is already a datapoint")
+            del by_key[key]
+            by_key[(dp["family"], new)] = dp
+        dp[field] = new
+    return datapoints
+
+
+def assign_quantities(datapoints: list[dict], exceptions: list[dict]) -> None:
+    """Give every user info its quantity, statistic and (for input parts) whole.
+
+    The rule: "X (minute avg|min|max)" measures the quantity "X" as a minute statistic,
+    any other info is the instantaneous ("instant") value of the quantity named like it.
+    "PV1 power" is a part of "PV power". The corrections file's ``[[quantity]]`` entries
+    name the quantity of infos the rule does not pair (11004 "Power of the PV generator").
+    """
+    fixed = {}
+    for entry in exceptions:
+        for number in entry["numbers"]:
+            fixed[(entry["family"], int(number))] = entry["quantity"]
+    known = {(dp["family"], dp["number"]) for dp in datapoints if dp["kind"] == "info"}
+    for key in fixed:
+        if key not in known:
+            raise AppendixError(f"quantity exception for {key}: no such user info")
+    for dp in datapoints:
+        if dp["kind"] != "info":
+            dp["quantity"] = dp["statistic"] = dp["part_of"] = ""
+            continue
+        m = _MINUTE_STAT.match(dp["name"])
+        base, statistic = (m.group(1), f"minute {m.group(2).lower()}") if m else (dp["name"], "")
+        quantity = fixed.get((dp["family"], dp["number"]), base)
+        dp["quantity"] = quantity
+        dp["statistic"] = statistic or "instant"
+        whole = _PV_INPUT.sub("PV", quantity)
+        dp["part_of"] = whole if whole != quantity else ""
+
+
 # --- Writing ---------------------------------------------------------------------------
 
 
@@ -613,10 +723,26 @@ def count(datapoints: list[dict], messages: list[dict]) -> dict[str, dict[str, i
     return result
 
 
-def generate(pdf_path: Path) -> dict[str, str]:
-    """Parse the appendix and return the data files' contents (nothing is written)."""
+def generate(pdf_path: Path, corrections: Path | None = DEFAULT_CORRECTIONS) -> dict[str, str]:
+    """Parse the appendix, apply the corrections file and return the data files' contents
+    (nothing is written). ``corrections=None`` gives the appendix as printed."""
     sections, meta = read_sections(Path(pdf_path))
     datapoints, messages = build(sections)
+    return finish(datapoints, messages, meta, corrections)
+
+
+def finish(
+    datapoints: list[dict],
+    messages: list[dict],
+    meta: dict[str, str],
+    corrections: Path | None = DEFAULT_CORRECTIONS,
+) -> dict[str, str]:
+    """Corrections and quantities applied to parsed datapoints, rendered as data files."""
+    errata, exceptions = load_corrections(corrections) if corrections else ([], [])
+    datapoints = apply_corrections(datapoints, errata)
+    assign_quantities(datapoints, exceptions)
+    if errata:
+        meta = {**meta, "corrections": len(errata)}
     return render(datapoints, messages, meta)
 
 
@@ -632,6 +758,8 @@ def _print_counts(meta: dict) -> None:
         total.update(kinds)
     print(f"{'total':<8} {total['parameter']:>9} {total['info']:>6} {total['menu']:>6}")
     print(f"messages {counts['messages']['message']}")
+    if meta.get("corrections"):
+        print(f"field errata applied: {meta['corrections']} (xcomlog/data/corrections.toml)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -645,6 +773,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     parser.add_argument(
+        "--corrections",
+        type=Path,
+        default=DEFAULT_CORRECTIONS,
+        help="field errata and quantity exceptions to apply (default: %(default)s)",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="only compare with the files in --out; exit 1 if they differ",
@@ -654,7 +788,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_catalog: no appendix at {args.appendix}", file=sys.stderr)
         return 2
     try:
-        files = generate(args.appendix)
+        files = generate(args.appendix, args.corrections)
     except AppendixError as exc:
         print(f"build_catalog: {exc}", file=sys.stderr)
         return 1

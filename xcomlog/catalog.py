@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -59,6 +60,14 @@ _INT_LIMITS = {
     Format.ERROR: (0, 2**16 - 1),
     Format.LONG_ENUM: (0, 2**32 - 1),
 }
+#: Battery (system) voltages of Studer installations; the appendix gives 48 V values.
+SYSTEM_VOLTAGES = (12, 24, 48)
+APPENDIX_SYSTEM_VOLTAGE = 48
+#: Units of the battery-voltage parameters (BSP {6024} says "V", the others "Vdc").
+_BATTERY_VOLTAGE_UNITS = ("Vdc", "V")
+_PV_WORD = re.compile(r"\bPV\d?\b")
+#: Statistics of a quantity's infos, in the order a quantity read prefers them.
+STATISTICS = ("instant", "minute avg", "minute min", "minute max")
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 _FALSE_WORDS = {"0", "false", "no", "off"}
 _WORD = re.compile(r"[a-z0-9]+")
@@ -101,6 +110,9 @@ class Datapoint:
     max_text: str = ""
     other_parents: tuple[int, ...] = ()
     description: str = ""
+    quantity: str = ""
+    statistic: str = ""
+    part_of: str = ""
 
     @property
     def key(self) -> tuple[Family, int]:
@@ -138,6 +150,26 @@ class Datapoint:
         return self.default_120v is not None or self.min_120v is not None
 
     @property
+    def scales_with_system_voltage(self) -> bool:
+        """True for the battery-voltage parameters whose appendix values are for 48 V.
+
+        The rule (appendix V1.6.42): a FLOAT parameter whose unit is a DC voltage ("Vdc";
+        "V" for the BSP's {6024} end of charge voltage) sets a battery voltage, so its
+        default, minimum and maximum are 48 V values, halved on 24 V and quartered on 12 V
+        systems (the RCC manuals list these three values per system voltage). Excluded:
+        the PV input voltages of the VarioTrack and VarioString ({10103}, {10350}, {14044},
+        {14177}, {14179}, {14198}, {14047}: their names say "PV"), which depend on the
+        solar array, not on the battery; "mV/°C/cell" compensations are per cell; AC
+        voltages (Vac) are the grid's.
+        """
+        return (
+            self.kind == "parameter"
+            and self.format is Format.FLOAT
+            and self.unit in _BATTERY_VOLTAGE_UNITS
+            and _PV_WORD.search(self.name) is None
+        )
+
+    @property
     def label_text(self) -> str:
         """A short human-readable title: ``xt 3000 Battery voltage [V]``."""
         unit = f" [{self.unit}]" if self.unit else ""
@@ -155,8 +187,52 @@ class MessageInfo(NamedTuple):
     severity: str
 
 
+class Correction(NamedTuple):
+    """A field erratum: where real devices disagree with the appendix (corrections.toml)."""
+
+    family: Family
+    number: int  # as the appendix lists it
+    field: str
+    appendix: object  # what the appendix shows
+    value: object  # what the devices use
+    source: str
+    evidence: str
+
+    def applies_to(self, dp: Datapoint) -> bool:
+        """True if this correction changed ``dp``."""
+        if dp.family is not self.family:
+            return False
+        if self.field == "number":
+            return dp.number == int(self.value)  # type: ignore[call-overload]
+        return dp.number == self.number
+
+
+def scale_to_system_voltage(
+    value: float | None, voltage: int, increment: float | None
+) -> float | None:
+    """A 48 V appendix value for a ``voltage`` system, rounded to the increment's precision.
+
+    ``scale_to_system_voltage(46.3, 24, 0.1)`` -> 23.2 (half up, as the RCC manuals list it).
+    """
+    if value is None:
+        return None
+    if voltage not in SYSTEM_VOLTAGES:
+        raise ValidationError(
+            f"system voltage must be one of {', '.join(map(str, SYSTEM_VOLTAGES))} V, got {voltage!r}"
+        )
+    places = 2
+    if increment:
+        places = max(0, -Decimal(repr(float(increment))).normalize().as_tuple().exponent)  # type: ignore[operator]
+    exact = Decimal(repr(float(value))) * voltage / APPENDIX_SYSTEM_VOLTAGE
+    return float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
 class Catalog:
-    """Lookups, decoding and validation over the datapoints of every family."""
+    """Lookups, decoding and validation over the datapoints of every family.
+
+    ``system_voltage`` is the battery voltage the limits are for: the package's catalog
+    is the appendix's 48 V one; ``for_system_voltage(24)`` gives the 24 V view.
+    """
 
     def __init__(
         self,
@@ -179,6 +255,51 @@ class Catalog:
         self.meta: dict[str, object] = dict(meta or {})
         self._search_index: list[tuple[Datapoint, str, list[str]]] | None = None
         self._unpack = None
+        self.system_voltage = APPENDIX_SYSTEM_VOLTAGE
+        self._views: dict[int, Catalog] = {APPENDIX_SYSTEM_VOLTAGE: self}
+        self._corrections: list[Correction] | None = None
+        self.corrections_file: Path | None = None
+
+    # --- system voltage ----------------------------------------------------------------
+
+    def for_system_voltage(self, voltage: int) -> Catalog:
+        """This catalog for a 12, 24 or 48 V installation (cached; 48 V is the appendix's).
+
+        Battery-voltage parameters (``Datapoint.scales_with_system_voltage``) get their
+        default, minimum and maximum scaled by voltage/48; everything else is shared.
+        """
+        try:
+            voltage = int(voltage)
+        except (TypeError, ValueError):
+            voltage = -1
+        if voltage not in SYSTEM_VOLTAGES:
+            raise ValidationError(
+                "system voltage must be one of "
+                f"{', '.join(map(str, SYSTEM_VOLTAGES))} V, got {voltage if voltage != -1 else '?'}"
+            )
+        view = self._views.get(voltage)
+        if view is None:
+            base = self._views[APPENDIX_SYSTEM_VOLTAGE]
+            scaled = []
+            for dp in base._datapoints:
+                if dp.scales_with_system_voltage:
+                    dp = dataclasses.replace(
+                        dp,
+                        default=scale_to_system_voltage(dp.default, voltage, dp.increment),
+                        minimum=scale_to_system_voltage(dp.minimum, voltage, dp.increment),
+                        maximum=scale_to_system_voltage(dp.maximum, voltage, dp.increment),
+                        default_text="",
+                        min_text="",
+                        max_text="",
+                    )
+                scaled.append(dp)
+            view = Catalog(scaled, base.messages, base.meta)
+            view.system_voltage = voltage
+            view._views = base._views
+            view.corrections_file = base.corrections_file
+            view._corrections = base._corrections
+            base._views[voltage] = view
+        return view
 
     # --- lookups -----------------------------------------------------------------------
 
@@ -212,8 +333,19 @@ class Catalog:
             found = [dp for dp in found if dp.family is fam]
         return list(found)
 
-    def get(self, number: int | str, family: Family | str | None = None) -> Datapoint:
-        """The datapoint with this number; CatalogError if unknown or ambiguous."""
+    def get(
+        self,
+        number: int | str,
+        family: Family | str | None = None,
+        *,
+        system_voltage: int | None = None,
+    ) -> Datapoint:
+        """The datapoint with this number; CatalogError if unknown or ambiguous.
+
+        ``system_voltage`` (12, 24, 48) gives its limits for that battery voltage.
+        """
+        if system_voltage is not None and system_voltage != self.system_voltage:
+            return self.for_system_voltage(system_voltage).get(number, family)
         try:
             number = int(number)
         except (TypeError, ValueError):
@@ -341,7 +473,7 @@ class Catalog:
     def search(
         self,
         query: str,
-        limit: int = 20,
+        limit: int | None = 20,
         family: Family | str | None = None,
         kind: str | None = None,
     ) -> list[Datapoint]:
@@ -350,7 +482,7 @@ class Catalog:
         Ranking: exact name or short name; name starting with the query; name containing
         it; names containing every word of the query; then close spellings (difflib).
         Within a rank, values (parameters, infos) come before menus, then shorter names,
-        then appendix order.
+        then appendix order. ``limit=None`` returns every match.
         """
         text = " ".join(query.casefold().split())
         if not text:
@@ -376,7 +508,7 @@ class Catalog:
                 rest.append((order, dp, name))
                 continue
             scored.append(((rank, dp.kind == "menu", len(name), order), dp))
-        if len(scored) < limit:
+        if limit is None or len(scored) < limit:
             # Close spellings only when the plain matches do not fill the list: difflib
             # is the slow part of a search.
             for order, dp, name in rest:
@@ -387,7 +519,7 @@ class Catalog:
                 if ratio >= 0.6:
                     scored.append(((4.0 + (1.0 - ratio), dp.kind == "menu", len(name), order), dp))
         scored.sort(key=lambda item: item[0])
-        return [dp for _, dp in scored[: max(0, limit)]]
+        return [dp for _, dp in (scored if limit is None else scored[: max(0, limit)])]
 
     def _index(self) -> list[tuple[Datapoint, str, list[str]]]:
         if self._search_index is None:
@@ -447,14 +579,29 @@ class Catalog:
             text = str(value)
         return f"{text} {dp.unit}".strip()
 
-    def validate(self, dp: Datapoint | int, value: object, *, variant_120v: bool = False) -> object:
+    def validate(
+        self,
+        dp: Datapoint | int,
+        value: object,
+        *,
+        variant_120v: bool = False,
+        system_voltage: int | None = None,
+    ) -> object:
         """The value to write, checked against format, options, min and max.
 
         Accepts numbers, bools, numeric strings and option labels (``"Yes"``,
         ``"Manual ON"``); returns the normalized value (bool for BOOL, int for integer
         formats, float for FLOAT). ``variant_120v`` checks against the 120 Vac Xtender
-        range where the appendix gives one. Raises ValidationError naming the problem.
+        range where the appendix gives one; ``system_voltage`` (12, 24, 48) against the
+        battery-voltage limits of that system. Raises ValidationError naming the problem.
         """
+        if system_voltage is not None and system_voltage != self.system_voltage:
+            view = self.for_system_voltage(system_voltage)
+            if isinstance(dp, Datapoint):
+                dp = view.get(dp.number, dp.family)
+            return view.validate(dp, value, variant_120v=variant_120v)
+        if isinstance(dp, Datapoint) and dp.scales_with_system_voltage:
+            dp = self._by_key.get(dp.key, dp)  # this catalog's limits, whatever view it came from
         dp = self._datapoint(dp)
         if dp.kind == "menu" or dp.only_level:
             raise ValidationError(f"{dp} is a menu, not a value")
@@ -485,13 +632,13 @@ class Catalog:
                     choices = ", ".join(f"{k}={v}" for k, v in dp.options.items())
                     raise ValidationError(f"{dp}: {value!r} is not an option ({choices})")
                 return result
-            self._check_range(dp, result, variant_120v)
+            self._check_range(dp, result, variant_120v, self.system_voltage)
             return result
         if fmt is Format.FLOAT:
             number = float(self._to_number(dp, value))
             if not math.isfinite(number):
                 raise ValidationError(f"{dp}: {value!r} is not a finite number")
-            self._check_range(dp, number, variant_120v)
+            self._check_range(dp, number, variant_120v, self.system_voltage)
             return number
         if fmt is Format.STRING:
             if not isinstance(value, str):
@@ -548,6 +695,73 @@ class Catalog:
         prefix = f"{info.severity} " if info.severity else ""
         return f"{prefix}({info.number:03d}): {info.text}"
 
+    # --- field errata ------------------------------------------------------------------
+
+    def corrections(self, dp: Datapoint | None = None) -> list[Correction]:
+        """The field errata applied to the data (all, or those that changed ``dp``)."""
+        if self._corrections is None:
+            self._corrections = (
+                read_corrections(self.corrections_file) if self.corrections_file else []
+            )
+            for view in self._views.values():
+                view._corrections = self._corrections
+        if dp is None:
+            return list(self._corrections)
+        return [c for c in self._corrections if c.applies_to(dp)]
+
+    # --- quantities --------------------------------------------------------------------
+
+    def quantities(self, family: Family | str | None = None) -> list[str]:
+        """The names of the quantities user infos measure (``"State of Charge"``, ...)."""
+        return sorted({dp.quantity for dp in self.datapoints(family=family, kind="info")})
+
+    def measuring(
+        self,
+        quantity: str,
+        family: Family | str | None = None,
+        statistics: Iterable[str] = ("instant", "minute avg"),
+    ) -> list[Datapoint]:
+        """The infos that measure ``quantity`` (case-insensitive), best source first.
+
+        ``measuring("State of Charge")`` -> BSP 7002 (instant), 7032 (minute avg), and the
+        same for the Xcom-CAN BMS. Per family: instantaneous values before minute
+        averages, then an info the appendix calls "less accurate" after the other
+        (3087 after 3136), then the lower number. CatalogError names close quantities
+        when none matches.
+        """
+        wanted = " ".join(quantity.casefold().split())
+        chosen = tuple(statistics)
+        unknown = [s for s in chosen if s not in STATISTICS]
+        if unknown:
+            raise CatalogError(f"unknown statistic {unknown[0]!r}: use {', '.join(STATISTICS)}")
+        found = [
+            dp
+            for dp in self.datapoints(family=family, kind="info")
+            if dp.quantity.casefold() == wanted and dp.statistic in chosen
+        ]
+        if not found:
+            names = self.quantities(family)
+            near = difflib.get_close_matches(quantity, names, n=4, cutoff=0.5)
+            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+            raise CatalogError(f"no user info measures the quantity {quantity!r}{hint}")
+        order = {f: i for i, f in enumerate(FAMILY_NAMES)}
+        return sorted(
+            found,
+            key=lambda dp: (
+                order[dp.family],
+                chosen.index(dp.statistic),
+                "less accurate" in dp.description.casefold(),
+                dp.number,
+            ),
+        )
+
+    def same_quantity(self, dp: Datapoint | int) -> list[Datapoint]:
+        """Every info of ``dp``'s family that measures the same quantity (``dp`` included)."""
+        dp = self._datapoint(dp)
+        if not dp.quantity:
+            return []
+        return self.measuring(dp.quantity, dp.family, statistics=STATISTICS)
+
     # --- helpers -----------------------------------------------------------------------
 
     def _datapoint(self, dp: Datapoint | int) -> Datapoint:
@@ -596,7 +810,7 @@ class Catalog:
         raise ValidationError(f"{dp} takes 0/1 (No/Yes), got {value!r}")
 
     @staticmethod
-    def _check_range(dp: Datapoint, number: float, variant_120v: bool) -> None:
+    def _check_range(dp: Datapoint, number: float, variant_120v: bool, voltage: int) -> None:
         low, high = dp.minimum, dp.maximum
         if variant_120v and dp.has_120v_variant:
             low, high = dp.min_120v, dp.max_120v
@@ -604,10 +818,17 @@ class Catalog:
         if low is None or high is None or low >= high:
             return
         slack = 1e-6 * max(1.0, abs(low), abs(high))  # float32 round trips
+        system = ""
+        if dp.scales_with_system_voltage:
+            system = f" (range {low:g}..{high:g}{_unit(dp)} on a {voltage} V system)"
         if number < low - slack:
-            raise ValidationError(f"{dp}: {number:g} is below the minimum {low:g}{_unit(dp)}")
+            raise ValidationError(
+                f"{dp}: {number:g} is below the minimum {low:g}{_unit(dp)}{system}"
+            )
         if number > high + slack:
-            raise ValidationError(f"{dp}: {number:g} is above the maximum {high:g}{_unit(dp)}")
+            raise ValidationError(
+                f"{dp}: {number:g} is above the maximum {high:g}{_unit(dp)}{system}"
+            )
 
 
 def _unit(dp: Datapoint) -> str:
@@ -643,6 +864,8 @@ def parse_family(family: Family | str) -> Family:
 
 
 _DATAPOINT_FIELDS = {f.name for f in dataclasses.fields(Datapoint)}
+#: Columns data files generated before quantities existed lack (read as "").
+_OPTIONAL_COLUMNS = ("quantity", "statistic", "part_of")
 _FLOAT_COLUMNS = (
     "default",
     "minimum",
@@ -673,7 +896,8 @@ def _read_datapoints(path: Path) -> list[Datapoint]:
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, [])
-        missing = _DATAPOINT_FIELDS - set(header)
+        missing = _DATAPOINT_FIELDS - set(header) - set(_OPTIONAL_COLUMNS)
+        absent = [name for name in _OPTIONAL_COLUMNS if name not in header]
         if missing:
             raise CatalogError(f"{path}: missing columns {', '.join(sorted(missing))}")
         width = len(header)
@@ -696,6 +920,8 @@ def _read_datapoints(path: Path) -> list[Datapoint]:
                 d["other_parents"] = tuple(map(int, others.split())) if others else ()
                 for name in extra:
                     del d[name]
+                for name in absent:
+                    d[name] = ""
                 if d["kind"] not in KINDS:
                     raise ValueError(f"unknown kind {d['kind']!r}")
             except (KeyError, ValueError) as exc:
@@ -706,6 +932,30 @@ def _read_datapoints(path: Path) -> list[Datapoint]:
             dp.__dict__.update(d)
             result.append(dp)
     return result
+
+
+def read_corrections(path: str | Path) -> list[Correction]:
+    """The ``[[correction]]`` entries of a corrections file (``xcomlog/data/corrections.toml``)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return [
+            Correction(
+                parse_family(c["family"]),
+                int(c["number"]),
+                str(c["field"]),
+                c["appendix"],
+                c["value"],
+                str(c["source"]),
+                " ".join(str(c["evidence"]).split()),
+            )
+            for c in data.get("correction", [])
+        ]
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogError(f"{path}: unreadable corrections file ({exc})") from None
 
 
 def _read_messages(path: Path) -> dict[int, MessageInfo]:
@@ -730,6 +980,9 @@ def read_catalog(data_dir: str | Path = DATA_DIR) -> Catalog:
     messages_file = data_dir / "messages.csv"
     messages = _read_messages(messages_file) if messages_file.is_file() else {}
     catalog = Catalog(_read_datapoints(datapoints_file), messages, meta)
+    corrections_file = data_dir / "corrections.toml"
+    if corrections_file.is_file():
+        catalog.corrections_file = corrections_file
     log.debug(
         "catalog %s: %d datapoints, %d messages", catalog.version, len(catalog), len(messages)
     )
@@ -743,8 +996,14 @@ def load_catalog() -> Catalog:
 
 
 __all__ = [
+    "APPENDIX_SYSTEM_VOLTAGE",
     "Catalog",
+    "Correction",
     "Datapoint",
+    "STATISTICS",
+    "SYSTEM_VOLTAGES",
+    "read_corrections",
+    "scale_to_system_voltage",
     "MessageInfo",
     "KINDS",
     "FAMILY_NAMES",

@@ -38,6 +38,8 @@ MULTI_INFO_OBJECT_ID = 0x00000001
 MULTI_INFO_REQUEST_ITEM_SIZE = 3  # uint16 info id, uint8 aggregation
 MULTI_INFO_RESPONSE_ITEM_SIZE = 7  # uint16 info id, uint8 aggregation, float32 value
 MULTI_INFO_RESPONSE_HEADER_SIZE = 8  # uint32 flags, uint32 posix time
+#: Gateways (Xcom-232i, Xcom-LAN) before this firmware answer SERVICE_NOT_SUPPORTED to multi-info.
+MULTI_INFO_MIN_GATEWAY_VERSION = (1, 6, 74)
 
 # --- Message objects (section 4.6.6) ----------------------------------------------------
 MESSAGE_DATA_SIZE = 18  # total (int32), type (uint16), source (int32), time (int32), value

@@ -2,6 +2,10 @@
 
 Only the ``date=`` folders inside [start, end) of the chosen sites are listed and opened,
 so reading one day of one site out of years of data touches only that day's files.
+
+Rows still in a logger's journal (a running logger's last flushes, or what a ``kill -9``
+left) are read too, each row once: every journal segment stands for one ``live-*`` file,
+which holds the segment's first rows (see xcomlog.storage.journal.read_live_segment).
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import pyarrow.dataset as ds
 
 from .dataset import (
     DATAPOINTS_TABLE,
+    JOURNAL_DIR,
     SCHEMAS,
     TABLES,
+    journal_segments,
     labels_from_metadata,
     read_labels,
+    read_live_segment,
 )
 from .protocol import device_name, parse_device
 
@@ -32,6 +39,7 @@ if TYPE_CHECKING:  # pandas is optional at run time (the ``analysis`` extra)
 log = logging.getLogger("xcomlog.reader")
 
 _PARTITION_SCHEMA = pa.schema([("site", pa.string()), ("date", pa.string())])
+_SITE = _PARTITION_SCHEMA.field("site")
 
 
 def _pandas():
@@ -45,10 +53,11 @@ def _pandas():
     return pandas
 
 
-def to_utc(value, *, name: str = "time") -> pd.Timestamp | None:
+def to_utc(value, *, name: str = "time", tz: str | None = None) -> pd.Timestamp | None:
     """A tz-aware UTC Timestamp from a string, date, datetime, Timestamp or POSIX seconds.
 
-    Naive values are taken as UTC (datasets are in UTC; pass an aware value for local time).
+    Naive values are taken in the zone ``tz`` (``"Europe/Zurich"``), else as UTC; aware
+    values and POSIX seconds are absolute.
     """
     pd = _pandas()
     if value is None:
@@ -64,7 +73,15 @@ def to_utc(value, *, name: str = "time") -> pd.Timestamp | None:
         raise ValueError(f"{name}: cannot read {value!r} as a time ({exc})") from exc
     if ts is pd.NaT:
         raise ValueError(f"{name}: {value!r} is not a time")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if ts.tzinfo is not None:
+        return ts.tz_convert("UTC")
+    if tz is None or isinstance(value, (int, float)):
+        return ts.tz_localize("UTC")
+    try:
+        local = ts.tz_localize(tz, ambiguous="raise", nonexistent="shift_forward")
+    except Exception as exc:  # noqa: BLE001 - unknown zone or an ambiguous autumn hour
+        raise ValueError(f"{name}: cannot place {value!r} in the zone {tz!r} ({exc})") from exc
+    return local.tz_convert("UTC")
 
 
 def _as_list(value, what: str) -> list | None:
@@ -93,6 +110,48 @@ def _table_dir(path: Path, table: str) -> Path:
     return path / table  # may not exist yet: an empty table
 
 
+def _check_table(table: str) -> None:
+    if table not in TABLES and table != DATAPOINTS_TABLE:
+        raise ValueError(
+            f"unknown table {table!r}; tables are {', '.join((*TABLES, DATAPOINTS_TABLE))}"
+        )
+
+
+def dataset_sites(path: str | os.PathLike) -> list[str]:
+    """Every site of a dataset, in any table (or only in the journal so far)."""
+    root = Path(path)
+    found = {
+        p.name[5:]
+        for base in (root, root / JOURNAL_DIR)
+        for t in (*TABLES, DATAPOINTS_TABLE)
+        for p in (base / t).glob("site=*")
+        if p.is_dir()
+    }
+    return sorted(found)
+
+
+def _check_sites(root: Path, sites: list | None) -> None:
+    """An unknown site is an error naming the sites there are, not an empty frame."""
+    if sites is None:
+        return
+    known = dataset_sites(root)
+    unknown = [s for s in sites if str(s) not in known]
+    if unknown:
+        there = ", ".join(known) if known else "none yet"
+        raise ValueError(
+            f"no site {', '.join(map(repr, unknown))} in the dataset {root}; sites are: {there}"
+        )
+
+
+def _day_bounds(start, end, tz: str | None) -> tuple[str | None, str | None]:
+    """The first and last UTC ``date=`` folder names [start, end) overlaps."""
+    t0, t1 = to_utc(start, name="start", tz=tz), to_utc(end, name="end", tz=tz)
+    first = t0.date().isoformat() if t0 is not None else None
+    # end is exclusive: a midnight end does not include that day's folder
+    last = (t1 - _pandas().Timedelta(microseconds=1)).date().isoformat() if t1 is not None else None
+    return first, last
+
+
 def dataset_files(
     path: str | os.PathLike,
     table: str = "values",
@@ -100,6 +159,7 @@ def dataset_files(
     site: str | Iterable[str] | None = None,
     start=None,
     end=None,
+    tz: str | None = None,
 ) -> list[Path]:
     """The Parquet files of ``table`` for the sites and the UTC days overlapping [start, end).
 
@@ -108,10 +168,7 @@ def dataset_files(
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
     table_dir = _table_dir(Path(path), table)
-    t0, t1 = to_utc(start, name="start"), to_utc(end, name="end")
-    first = t0.date().isoformat() if t0 is not None else None
-    # end is exclusive: a midnight end does not include that day's folder
-    last = (t1 - _pandas().Timedelta(milliseconds=1)).date().isoformat() if t1 is not None else None
+    first, last = _day_bounds(start, end, tz)
     sites = _as_list(site, "site")
     if sites is None:
         site_dirs = sorted(p for p in table_dir.glob("site=*") if p.is_dir())
@@ -131,6 +188,28 @@ def dataset_files(
                 if p.suffix == ".parquet" and not p.name.startswith((".", "_"))
             )
     return files
+
+
+def _journal_rows(
+    root: Path, table: str, sites: list | None, start, end, tz: str | None
+) -> tuple[set[Path], list[pa.Table]]:
+    """Rows still in the journal for these sites and days, with a ``site`` column, and the
+    ``live-*`` files they already include (not to be read a second time)."""
+    first, last = _day_bounds(start, end, tz)
+    wanted = None if sites is None else {str(s) for s in sites}
+    covered: set[Path] = set()
+    tables = []
+    for site, day, segment in journal_segments(root, table):
+        name = day.isoformat()
+        if (wanted is not None and site not in wanted) or (first and name < first):
+            continue
+        if last and name > last:
+            continue
+        live, rows = read_live_segment(root, table, site, day, segment)
+        covered.add(live)
+        if rows is not None and rows.num_rows:
+            tables.append(rows.append_column("site", pa.repeat(pa.scalar(site), rows.num_rows)))
+    return covered, tables
 
 
 def _labels_for(
@@ -185,27 +264,42 @@ def read(
     table: str = "values",
     freq: str | None = None,
     tz: str | None = None,
+    quantities: str | Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Read a dataset into a pandas DataFrame.
 
-    ``start``/``end`` bound the time ([start, end), naive times are UTC); ``numbers`` and
+    ``start``/``end`` bound the time ([start, end); naive times are in ``tz``, else UTC, so
+    ``start="2024-06-10", end="2024-06-11", tz="Europe/Zurich"`` is that local day); ``numbers`` and
     ``addresses`` (``101`` or ``"xt1"``) select datapoints; ``site`` one or more sites.
     ``wide=True`` (values only) gives a time index and one column per site, device and
     number, labelled with name and unit; ``freq`` (e.g. ``"1min"``) first floors times so
-    values polled a few ms apart share a row. ``tz`` converts the times for display.
+    values polled a few ms apart share a row. ``tz`` also converts the times for display.
     ``table`` reads ``messages``, ``events``, ``parameters`` or ``devices`` (always long),
-    or ``datapoints`` (the labels; only ``site`` applies).
+    or ``datapoints`` (the labels; only ``site`` applies). An unknown table or site is a
+    ValueError naming those there are. Rows a running (or killed) logger has journalled
+    but not yet published are included, each once.
+    ``quantities`` (``["State of Charge", "PV power"]``) reads one series per device and
+    quantity from whichever infos recorded it, live or imported, with a ``source`` per
+    row (see :mod:`xcomlog.quantities`; ``numbers`` does not apply).
     """
+    if quantities is not None:
+        from .quantities import read_quantities
+
+        return read_quantities(
+            path, quantities, start=start, end=end, site=site, addresses=addresses,
+            wide=wide, freq=freq, tz=tz,
+        )  # fmt: skip
     _pandas()
+    _check_table(table)
     root_path = Path(path)
     if table == DATAPOINTS_TABLE:
         return read_datapoints(root_path, site=site)
-    files = dataset_files(root_path, table, site=site, start=start, end=end)
     table_dir = _table_dir(root_path, table)
     root = table_dir.parent
+    _check_sites(root, _as_list(site, "site"))
     schema = SCHEMAS[table]
     full_schema = pa.schema(list(schema) + list(_PARTITION_SCHEMA))
-    t0, t1 = to_utc(start, name="start"), to_utc(end, name="end")
+    t0, t1 = to_utc(start, name="start", tz=tz), to_utc(end, name="end", tz=tz)
     if t0 is not None and t1 is not None and t1 <= t0:
         raise ValueError(f"end ({t1}) must be after start ({t0})")
 
@@ -232,21 +326,32 @@ def read(
     if address_list is not None and "address" in schema.names:
         expr = both(pc.field("address").isin(pa.array(address_list, pa.uint16())))
 
-    if files:
-        dataset = ds.dataset(
-            [str(f) for f in files],
-            schema=full_schema,
-            format="parquet",
-            partitioning=ds.partitioning(_PARTITION_SCHEMA, flavor="hive"),
-            partition_base_dir=str(table_dir),
-        )
-        arrow = dataset.to_table(filter=expr, columns=[*schema.names, "site"])
-        fragments = list(dataset.get_fragments())
-    else:
-        arrow = pa.Table.from_batches(
-            [], schema=pa.schema(list(schema) + [_PARTITION_SCHEMA.field("site")])
-        )
-        fragments = []
+    columns = [*schema.names, "site"]
+    for attempt in range(3):  # a day merge or a compaction may remove a file meanwhile
+        try:
+            covered, journal = _journal_rows(root, table, _as_list(site, "site"), start, end, tz)
+            files = dataset_files(root_path, table, site=site, start=start, end=end, tz=tz)
+            files = [f for f in files if f not in covered]
+            if files:
+                dataset = ds.dataset(
+                    [str(f) for f in files],
+                    schema=full_schema,
+                    format="parquet",
+                    partitioning=ds.partitioning(_PARTITION_SCHEMA, flavor="hive"),
+                    partition_base_dir=str(table_dir),
+                )
+                parts = [dataset.to_table(filter=expr, columns=columns)]
+                fragments = list(dataset.get_fragments())
+            else:
+                parts = [pa.Table.from_batches([], schema=pa.schema(list(schema) + [_SITE]))]
+                fragments = []
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    for rows in journal:
+        parts.append(ds.dataset(rows).to_table(filter=expr, columns=columns))
+    arrow = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
     if table == "values":
         df = arrow.to_pandas()
     else:  # nullable address/number stay integers (pandas' UInt16) instead of floats

@@ -2,8 +2,11 @@
 
 Examples::
 
-    xcomlog catalog search "battery voltage"
+    xcomlog catalog search "battery voltage"          # the first 20, and how many more
+    xcomlog catalog search "battery voltage" --all
     xcomlog catalog show 1138
+    xcomlog catalog show 1140 --system-voltage 24   # limits of a 24 V installation
+    xcomlog catalog show 7072                       # a field erratum, with its evidence
     xcomlog catalog show 7002            # both the BSP and the Xcom-CAN BMS entry
     xcomlog catalog list --family vs --kind info
     xcomlog catalog tree --family xt
@@ -42,12 +45,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("search", help="find datapoints by name (exact, then fuzzy)")
     p.add_argument("query", nargs="+", help="words of the name, e.g. battery voltage")
-    p.add_argument("--limit", "-n", type=int, default=20)
+    p.add_argument("--limit", "-n", type=int, default=20, help="show this many (default 20)")
+    p.add_argument("--all", "-a", action="store_true", help="show every match")
     common(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("show", help="every detail of datapoints given by number or name")
     p.add_argument("datapoint", nargs="+", help="number (1138, xt:3000) or exact name")
+    p.add_argument(
+        "--system-voltage",
+        type=int,
+        choices=(12, 24, 48),
+        help="battery-voltage limits for a 12, 24 or 48 V system (the appendix gives 48 V)",
+    )
     common(p, kind=False)
     p.set_defaults(func=cmd_show)
 
@@ -116,6 +126,8 @@ def _as_dict(dp: Datapoint) -> dict[str, object]:
         "only_level": dp.only_level,
         "bit_field": dp.bit_field,
         "description": dp.description,
+        "quantity": dp.quantity,
+        "statistic": dp.statistic,
     }
     if dp.has_120v_variant:
         data["default_120v"] = dp.default_120v
@@ -161,11 +173,23 @@ def cmd_search(args: argparse.Namespace) -> int:
     """``xcomlog catalog search QUERY``."""
     cat = _catalog()
     query = " ".join(args.query)
-    found = cat.search(query, limit=args.limit, family=_family_arg(args), kind=args.kind)
-    if not found:
+    if args.limit < 1 and not args.all:
+        print("xcomlog catalog: error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    every = cat.search(query, limit=None, family=_family_arg(args), kind=args.kind)
+    if not every:
         print(f"no datapoint matches {query!r}", file=sys.stderr)
         return 1
+    found = every if args.all else every[: args.limit]
     _print_datapoints(found, args.json)
+    rest = len(every) - len(found)
+    if rest:
+        # On stderr: the table on stdout stays what a script or a pipe expects.
+        print(
+            f"{len(found)} of {len(every)} matches shown; {rest} more: "
+            f"--limit {len(every)} or --all to see them, --family/--kind to narrow",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -180,6 +204,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from xcomlog.exceptions import CatalogError
 
     cat = _catalog()
+    if args.system_voltage:
+        cat = cat.for_system_voltage(args.system_voltage)
     family = _family_arg(args)
     shown: list[Datapoint] = []
     status = 0
@@ -236,6 +262,12 @@ def _describe(cat: Catalog, dp: Datapoint) -> str:
         dp.unit + (f" (RCC shows {dp.rcc_unit})" if dp.rcc_unit not in ("", dp.unit) else ""),
     )
     if dp.kind == "parameter" and not dp.is_signal:
+        if dp.scales_with_system_voltage:
+            add(
+                "system",
+                f"{cat.system_voltage} V values (battery voltage: x1/2 on 24 V, x1/4 on 12 V "
+                "systems; --system-voltage)",
+            )
         add("default", dp.default_text or _num(dp.default))
         add("min", dp.min_text or _num(dp.minimum))
         add("max", dp.max_text or _num(dp.maximum))
@@ -262,6 +294,18 @@ def _describe(cat: Catalog, dp: Datapoint) -> str:
         children = cat.children(dp)
         add("entries", len(children))
     add("description", dp.description)
+    if dp.quantity:
+        others = [o for o in cat.same_quantity(dp) if o.number != dp.number]
+        same = ", ".join(f"{o.number} ({o.statistic})" for o in others)
+        text = f"{dp.quantity} ({dp.statistic})"
+        add("quantity", text + (f"; also measured by {same}" if same else ""))
+        if dp.part_of:
+            add("part of", dp.part_of)
+    for c in cat.corrections(dp):
+        appendix = f"the appendix {cat.version}" if cat.version else "the appendix"
+        lines.append(f"  {'erratum':<13} {c.field} {c.value} ({appendix} says {c.appendix})")
+        lines.append(f"  {'source':<13} {c.source}")
+        lines.append(f"  {'evidence':<13} {c.evidence}")
     multicast, first, last = cat.family_addresses(dp.family)
     where = f"{first}" if first == last else f"{first}-{last}"
     if multicast is not None:

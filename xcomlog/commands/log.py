@@ -54,6 +54,13 @@ def register(subparsers) -> None:
         help="seconds of rows at risk on a crash (default 10)",
     )
     parser.add_argument(
+        "--publish-interval",
+        default=None,
+        metavar="DURATION",
+        help="plain Parquet readers (pandas, DuckDB) see rows at most this old "
+        "(default 1min; 10s, 5min)",
+    )
+    parser.add_argument(
         "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
     )
     parser.add_argument("--no-status", action="store_true", help="no live status line")
@@ -180,6 +187,15 @@ def build_config(args: argparse.Namespace):
         import dataclasses
 
         cfg = dataclasses.replace(cfg, flush_interval=args.flush_interval)
+    if args.publish_interval is not None:
+        import dataclasses
+
+        from ..logger.config import parse_duration
+
+        publish = parse_duration(args.publish_interval, "--publish-interval")
+        if not publish > 0:
+            raise ConfigError("--publish-interval must be > 0")
+        cfg = dataclasses.replace(cfg, publish_interval=publish)
     return mqtt_from_args(args, cfg)  # MQTT
 
 

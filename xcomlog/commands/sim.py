@@ -121,6 +121,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--replay", metavar="LGyymmdd.CSV", help="serve the values of a real SD-card datalog"
     )
     sim.add_argument(
+        "--system-voltage",
+        type=int,
+        choices=(12, 24, 48),
+        help="battery system voltage (default: the installation file's, else 48)",
+    )
+    sim.add_argument(
+        "--models",
+        metavar="LIST",
+        help='device models, comma-separated, e.g. "XTH 8000-48,XTM 4000-48,VS-70"',
+    )
+    sim.add_argument(
+        "--gateway-version",
+        metavar="X.Y.Z",
+        help="firmware of the simulated Xcom-232i (before 1.6.74: no multi-info service)",
+    )
+    sim.add_argument(
         "--strict",
         action="store_true",
         help="refuse reads at multicast addresses, as the spec says",
@@ -178,6 +194,17 @@ def build(args: argparse.Namespace):
         installation = installation_for(args.replay)
     else:
         installation = Installation()
+    hardware: dict[str, object] = {}
+    if getattr(args, "system_voltage", None):
+        hardware["system_voltage"] = args.system_voltage
+    if getattr(args, "models", None):
+        hardware["models"] = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if getattr(args, "gateway_version", None):
+        hardware["gateway_version"] = args.gateway_version
+    if hardware:
+        import dataclasses
+
+        installation = dataclasses.replace(installation, **hardware)
     fault_values = {
         field: getattr(args, f"fault_{field}")
         for _, field, _, _ in FAULT_OPTIONS
@@ -233,7 +260,9 @@ def run(args: argparse.Namespace) -> int:
         inst = sim.installation
         print(
             f"xcomlog sim: {inst.xtenders} XT, {inst.variotracks} VT, {inst.variostrings} VS, "
-            f"{inst.battery or 'no battery device'}, gateway 501"
+            f"{inst.battery or 'no battery device'}, gateway 501; {inst.nominal_voltage} V; "
+            f"models {', '.join(sorted({d.model for d in inst.devices}))}; "
+            f"gateway firmware {inst.gateway_version}"
             + (f"; faults {sim.faults}" if sim.faults.active else "")
             + "; Ctrl-C to stop",
             file=sys.stderr,

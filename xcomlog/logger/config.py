@@ -115,6 +115,7 @@ _FAMILY_WORDS.update({"gateway": Family.RCC, "xcom": Family.RCC})
 DEFAULT_INTERVAL_S = 10.0
 DEFAULT_FLUSH_INTERVAL_S = 10.0
 DEFAULT_ROTATE_INTERVAL_S = 3600.0
+DEFAULT_PUBLISH_INTERVAL_S = 60.0  # plain Parquet readers see rows at most this old
 DEFAULT_TIMEOUT_S = 2.0  # specification section 3.7
 DEFAULT_RETRIES = 1
 DEFAULT_BACKOFF_S = (1.0, 60.0)  # first and largest reconnect delay
@@ -193,6 +194,7 @@ class LoggerConfig:
     sites: tuple[SiteConfig, ...]
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_S
     rotate_interval: float = DEFAULT_ROTATE_INTERVAL_S
+    publish_interval: float = DEFAULT_PUBLISH_INTERVAL_S
     source: str = "<options>"  # the file it came from, for messages
     mqtt: Any = None  # MQTT: xcomlog.mqtt.MqttSettings or None (the [mqtt] table)
 
@@ -375,7 +377,16 @@ _SITE_KEYS = {
     "backoff",
     "connect_timeout",
 }
-_TOP_KEYS = {"out", "flush_interval", "rotate_interval", "site", "group", "defaults", "mqtt"}
+_TOP_KEYS = {
+    "out",
+    "flush_interval",
+    "rotate_interval",
+    "publish_interval",
+    "site",
+    "group",
+    "defaults",
+    "mqtt",  # MQTT
+}
 _DEFAULT_KEYS = _SITE_KEYS - {"name", "link", "group", "groups"}
 
 
@@ -579,8 +590,13 @@ def config_from_dict(
         rotate = parse_duration(
             data.get("rotate_interval", DEFAULT_ROTATE_INTERVAL_S), f"{where}: rotate_interval"
         )
-        if flush <= 0 or rotate <= 0:
-            raise ConfigError(f"{where}: flush_interval and rotate_interval must be > 0")
+        publish = parse_duration(
+            data.get("publish_interval", DEFAULT_PUBLISH_INTERVAL_S), f"{where}: publish_interval"
+        )
+        if flush <= 0 or rotate <= 0 or publish <= 0:
+            raise ConfigError(
+                f"{where}: flush_interval, rotate_interval and publish_interval must be > 0"
+            )
         mqtt = None  # MQTT: the optional [mqtt] table
         if data.get("mqtt") is not None:
             from ..mqtt.settings import settings_from_dict
@@ -595,6 +611,7 @@ def config_from_dict(
         sites=sites,
         flush_interval=flush,
         rotate_interval=rotate,
+        publish_interval=publish,
         source=source,
         mqtt=mqtt,
     )

@@ -1174,6 +1174,7 @@ class Logger:
                 config.out,
                 flush_interval=config.flush_interval,
                 rotate_interval=config.rotate_interval,
+                publish_interval=config.publish_interval,
             )
         self.mqtt = None  # MQTT: an MqttBridge fed through the writer
         if config.mqtt is not None:
@@ -1243,9 +1244,11 @@ class Logger:
         timer = None
         if duration is not None:
             timer = asyncio.get_running_loop().call_later(duration, stop.set)
+        watcher = asyncio.create_task(self._watch_writer(stop))
         try:
             await asyncio.gather(*tasks)
         finally:
+            watcher.cancel()
             if timer is not None:
                 timer.cancel()
             for task in tasks:
@@ -1264,6 +1267,22 @@ class Logger:
                     pass
         if self.error is not None:
             raise self.error
+
+    async def _watch_writer(self, stop: asyncio.Event, period: float = 0.5) -> None:
+        """A writer whose thread died stops the logger with its error, even while no
+        site appends a row (a long interval, a link down)."""
+        while not stop.is_set():
+            try:
+                self.writer.raise_if_failed()
+            except StorageError as exc:
+                if self.error is None:
+                    self.error = exc
+                stop.set()
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), period)
+            except asyncio.TimeoutError:
+                pass
 
     async def _guard(self, site: SiteLogger, stop: asyncio.Event) -> None:
         """Run one site. A full or unwritable disk stops every site; a site whose scanned

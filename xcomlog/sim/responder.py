@@ -69,6 +69,7 @@ _PARAM_PROPERTIES = frozenset(
         Property.UNSAVED_VALUE_QSP,
     }
 )
+_CLOCK_PROPERTIES = frozenset({Property.VALUE_QSP, Property.UNSAVED_VALUE_QSP})
 _INT_FORMATS = frozenset(
     {Format.SHORT_ENUM, Format.LONG_ENUM, Format.INT32, Format.FORMAT, Format.ERROR}
 )
@@ -170,8 +171,8 @@ class Simulator:
             from ..catalog import load_catalog
 
             catalog = load_catalog()
-        self.catalog = catalog
         self.installation = installation or Installation()
+        self.catalog = catalog = self.installation.device_catalog(catalog)  # 12/24/48 V limits
         self.strict = strict
         self.seed = seed
         self.access_level = AccessLevel(access_level)
@@ -435,6 +436,8 @@ class Simulator:
             return self._parameter(frame), False
         if otype == ObjectType.MULTI_INFO:
             self._gateway_only(frame)
+            if not self.installation.supports_multi_info:  # gateway firmware before 1.6.74
+                raise _Refusal(ErrorCode.SERVICE_NOT_SUPPORTED)
             return self._multi_info(frame), True
         if otype == ObjectType.MESSAGE:
             self._gateway_only(frame)
@@ -588,7 +591,8 @@ class Simulator:
         state = self._param_state.get(key)
         if state is None:
             dp = self._params[device.family][number]
-            state = _Param(self._default(dp), dp.access_level)
+            default = self.installation.parameter_default(dp, self._default(dp))
+            state = _Param(default, dp.access_level)
             self._param_state[key] = state
         return state
 
@@ -627,10 +631,10 @@ class Simulator:
         fmt = dp.format
         if fmt is None:  # a menu has a level, no value
             raise _Refusal(ErrorCode.PROPERTY_NOT_SUPPORTED)
-        if prop == Property.VALUE_QSP:
+        if dp.number == PARAM_DATE and device.family is Family.RCC and prop in _CLOCK_PROPERTIES:
+            value = self.device_time()  # the clock, whichever value property reads it
+        elif prop == Property.VALUE_QSP:
             value = state.flash
-            if dp.number == PARAM_DATE and device.family is Family.RCC:
-                value = self.device_time()
         elif prop == Property.UNSAVED_VALUE_QSP:
             value = state.ram
         elif prop == Property.MIN_QSP:

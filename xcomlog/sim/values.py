@@ -93,7 +93,7 @@ class Plant:
         total = sum(self.xt_weights.values()) or 1.0
         self.xt_weights = {a: w / total for a, w in self.xt_weights.items()}
         self.capacity_ah = max(installation.battery_ah, 1.0)
-        self.cells = installation.battery_cells
+        self.cells = installation.cells
 
     # --- time ----------------------------------------------------------------------
 
@@ -374,7 +374,10 @@ class ValueModel:
                 return fn
             return lambda s: fn(s) + sign * spread * abs(fn(s))
 
-        # Identification infos: encoded as the specification says (sections 4.4.3-4.4.4).
+        # Identification infos: the device model's codes (xcomlog.models), then software
+        # version and FID encoded as the specification says (sections 4.4.3-4.4.4).
+        if dp.number in device.codes:
+            return _const(device.codes[dp.number])
         if "soft" in name and ("msb" in name or "lsb" in name):
             x, y, z = device.software
             word = (x << 24) | (y << 8) | z
@@ -384,12 +387,10 @@ class ValueModel:
         if "defined phase" in name:
             return _const({1: 1.0, 2: 2.0, 3: 4.0}[device.phase or 1])
         if "number of battery elements" in name:
-            return _const(inst.battery_cells)
+            return _const(inst.cells)
         if name.startswith("id ") and not options:
-            if "power" in name:
-                return _const(8000.0)
             if unit in ("v", "vdc", "vac"):
-                return _const(NOMINAL_AC_V if ac else 2.0 * inst.battery_cells)
+                return _const(NOMINAL_AC_V if ac else float(inst.nominal_voltage))
             if unit in ("a", "aac", "adc"):
                 return _const(35.0)
             return _const(1 + int(8 * _noise(key, seed)))
@@ -456,7 +457,7 @@ class ValueModel:
             return day_or_total(cum_name, 0.001 if unit == "mwh" else 1.0)
         if unit in ("ah", "kah"):
             scale = 0.001 if unit == "kah" else 1.0
-            per_day_ah = daily * 1000.0 / (2.0 * inst.battery_cells)
+            per_day_ah = daily * 1000.0 / (2.0 * inst.cells)
             if flow == "pv":
                 return day_or_total("ah_pv", scale, per_day_ah)
             if "discharg" in name:
@@ -498,9 +499,9 @@ class ValueModel:
             if "max battery voltage" in name:
                 return lambda s: s.running_max("ubat")
             if "low voltage" in name or "discharge voltage" in name:
-                return _const(1.93 * inst.battery_cells)
+                return _const(1.93 * inst.cells)
             if "limit" in name or "target" in name or "set point" in name:
-                return _const(2.26 * inst.battery_cells)
+                return _const(2.26 * inst.cells)
             if "ripple" in name or "relay voltage" in name:
                 return lambda s: 0.1 + 0.05 * abs(s.jitter)
             return jittered(lambda s: s.at("ubat") + 0.02 * s.jitter)
@@ -510,9 +511,7 @@ class ValueModel:
                 return jittered(lambda s: share(s.at("pv_kw")) * 1000.0 / (voc * 0.8))
             if is_pv_dev:  # a charger's battery current is its production
                 if "max" in name:
-                    return lambda s: (
-                        share(s.running_max("pv_kw")) * 1000.0 / (2.0 * inst.battery_cells)
-                    )
+                    return lambda s: share(s.running_max("pv_kw")) * 1000.0 / (2.0 * inst.cells)
                 return jittered(lambda s: share(s.at("pv_kw")) * 1000.0 / max(s.at("ubat"), 1.0))
             if ac and flow == "grid":
                 return jittered(lambda s: share(s.at("grid_kw")) * 1000.0 / NOMINAL_AC_V)
