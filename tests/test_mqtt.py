@@ -29,6 +29,8 @@ LABELS = [
     (101, 3080, "Energy AC-In from the previous day", "kWh", "xt", "info"),
     (301, 11009, "Total produced energy", "MWh", "vt", "info"),
     (101, 3136, "Output active power", "kW", "xt", "info"),
+    (301, 11021, "Min battery voltage for the current day", "V", "vt", "info"),
+    (601, 7019, "Custom counter duration", "h", "bsp", "info"),
 ]
 
 
@@ -159,6 +161,16 @@ def test_discovery_payloads_follow_home_assistant(mosquitto):
     assert (total["device_class"], total["unit_of_measurement"], total["state_class"]) == (
         "energy",
         "MWh",
+        "total_increasing",
+    )
+    lowest = configs[
+        "homeassistant/sensor/xcomlog_home_vt1/11021_min_battery_voltage_for_the_current_day/config"
+    ]
+    assert (lowest["device_class"], lowest["state_class"]) == ("voltage", "measurement")
+    hours = configs["homeassistant/sensor/xcomlog_home_bsp/7019_custom_counter_duration/config"]
+    assert (hours["device_class"], hours["unit_of_measurement"], hours["state_class"]) == (
+        "duration",
+        "h",
         "total_increasing",
     )
     gateway = configs["homeassistant/sensor/xcomlog_home_gateway/message/config"]

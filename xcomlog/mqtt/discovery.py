@@ -65,6 +65,7 @@ _TOTAL_ONLY = frozenset({"energy"})
 _DAILY = re.compile(r"current day|today", re.IGNORECASE)
 _PREVIOUS = re.compile(r"previous day|yesterday", re.IGNORECASE)
 _COUNTER = re.compile(r"\btotal\b|counter", re.IGNORECASE)
+_EXTREME = re.compile(r"^\s*(max|min)\b", re.IGNORECASE)  # "Max PV power for the current day"
 _SOC = re.compile(r"state of charge", re.IGNORECASE)
 
 ORIGIN_NAME = "xcomlog"
@@ -95,14 +96,14 @@ def sensor_classes(point: PointInfo) -> dict[str, str]:
         out["unit_of_measurement"] = unit
     if device_class:
         out["device_class"] = device_class
-    if _DAILY.search(point.name):
-        out["state_class"] = "total_increasing"  # restarts at midnight: HA sees a new cycle
-    elif _PREVIOUS.search(point.name):
+    if _PREVIOUS.search(point.name):
         pass  # yesterday's figure: neither a measurement nor a growing total
-    elif _COUNTER.search(point.name) and "resettable" not in point.name.lower():
+    elif (_DAILY.search(point.name) or _COUNTER.search(point.name)) and not _EXTREME.search(
+        point.name
+    ):
+        # daily counters restart at midnight, resettable ones when reset: HA's
+        # total_increasing takes a drop as the start of a new cycle
         out["state_class"] = "total_increasing"
-    elif "resettable" in point.name.lower():
-        out["state_class"] = "total_increasing"  # a reset is a new cycle, as at midnight
     elif device_class not in _TOTAL_ONLY:
         out["state_class"] = "measurement"
     return out
