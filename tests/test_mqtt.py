@@ -352,3 +352,52 @@ def test_unreachable_broker_is_not_fatal():
     from mqtt_broker import free_port
 
     asyncio.run(MqttBridge(settings(f"mqtt://127.0.0.1:{free_port()}")).check())
+
+
+def test_messages_publish_the_latest_with_text_and_severity(mosquitto):
+    bridge = MqttBridge(settings(mosquitto.url))
+
+    async def body():
+        await wait_for(lambda: SITE in bridge.sites and bridge.sites[SITE].publisher.connected)
+
+    async def feed():
+        bridge.message(
+            SITE,
+            {
+                "time_ms": 1,
+                "address": 101,
+                "number": 16,
+                "text": "Fan error detected",
+                "severity": "Warning",
+            },
+        )
+        bridge.message(
+            SITE,
+            {
+                "time_ms": 2,
+                "address": 101,
+                "number": 20,
+                "text": "Battery too low",
+                "severity": "Alarm",
+            },
+        )
+        await body()
+
+    asyncio.run(run_bridge(bridge, feed))
+    latest = json.loads(
+        read_retained(mosquitto.port, "xcomlog/home/message")["xcomlog/home/message"]
+    )
+    assert latest == {
+        "text": "Battery too low",
+        "severity": "Alarm",
+        "number": 20,
+        "device": "xt1",
+        "time_ms": 2,
+    }
+    config = json.loads(
+        read_retained(mosquitto.port, "homeassistant/#")[
+            "homeassistant/sensor/xcomlog_home_gateway/message/config"
+        ]
+    )
+    assert config["value_template"] == "{{ value_json.text }}"
+    assert config["json_attributes_topic"] == "xcomlog/home/message"
