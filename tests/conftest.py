@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from mqtt_broker import mosquitto, mosquitto_auth, mosquitto_tls  # noqa: F401 - real brokers
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

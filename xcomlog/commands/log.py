@@ -69,7 +69,66 @@ def register(subparsers) -> None:
         action="store_true",
         help="print the polling plan and exit (needs configured devices)",
     )
+    add_mqtt_options(parser)  # MQTT
     parser.set_defaults(func=run)
+
+
+def add_mqtt_options(parser) -> None:
+    """MQTT: publish live values with Home Assistant discovery (see xcomlog.mqtt)."""
+    group = parser.add_argument_group("MQTT / Home Assistant (pip install 'xcomlog[mqtt]')")
+    group.add_argument(
+        "--mqtt", metavar="URL", help="broker: mqtt://[user:pass@]HOST[:PORT] or mqtts://"
+    )
+    group.add_argument(
+        "--mqtt-interval",
+        metavar="DURATION",
+        help="publish each value at most this often (default 10s)",
+    )
+    group.add_argument(
+        "--mqtt-writes", metavar="NUMBERS", help="parameters HA may write, e.g. 1138,1107 (to RAM)"
+    )
+    group.add_argument(
+        "--mqtt-flash", metavar="NUMBERS", help="of those, the ones written to flash"
+    )
+    group.add_argument("--mqtt-prefix", metavar="PREFIX", help="topic prefix (default xcomlog)")
+    group.add_argument(
+        "--discovery-prefix", metavar="PREFIX", help="HA discovery prefix (default homeassistant)"
+    )
+
+
+def mqtt_from_args(args: argparse.Namespace, cfg):
+    """MQTT: the configuration with the --mqtt options applied over its [mqtt] table."""
+    import dataclasses
+
+    from ..exceptions import ConfigError
+    from ..mqtt.settings import settings_from_dict
+
+    options = {
+        "url": args.mqtt,
+        "interval": args.mqtt_interval,
+        "writes": args.mqtt_writes,
+        "flash": args.mqtt_flash,
+        "prefix": args.mqtt_prefix,
+        "discovery_prefix": args.discovery_prefix,
+    }
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return cfg
+    base = cfg.mqtt
+    if base is None and "url" not in given:
+        raise ConfigError(
+            "--mqtt-... options need --mqtt URL (or an [mqtt] table in the configuration)"
+        )
+    if base is not None:  # the options override the file's [mqtt] table, key by key
+        given.setdefault("writes", sorted(base.writes))
+        given.setdefault("url", "mqtt://placeholder")
+    parsed = settings_from_dict(given, "--mqtt options")
+    if base is None:
+        return dataclasses.replace(cfg, mqtt=parsed)
+    fields = {name: getattr(parsed, name) for name in options if name in given and name != "url"}
+    if options["url"] is not None:
+        fields["broker"] = parsed.broker
+    return dataclasses.replace(cfg, mqtt=dataclasses.replace(base, **fields))
 
 
 def _link_url(args: argparse.Namespace) -> str | None:
@@ -137,7 +196,7 @@ def build_config(args: argparse.Namespace):
         if not publish > 0:
             raise ConfigError("--publish-interval must be > 0")
         cfg = dataclasses.replace(cfg, publish_interval=publish)
-    return cfg
+    return mqtt_from_args(args, cfg)  # MQTT
 
 
 def print_plan(cfg, stream=None) -> int:

@@ -196,6 +196,7 @@ class LoggerConfig:
     rotate_interval: float = DEFAULT_ROTATE_INTERVAL_S
     publish_interval: float = DEFAULT_PUBLISH_INTERVAL_S
     source: str = "<options>"  # the file it came from, for messages
+    mqtt: Any = None  # MQTT: xcomlog.mqtt.MqttSettings or None (the [mqtt] table)
 
 
 # --- parsing helpers ----------------------------------------------------------------------
@@ -384,6 +385,7 @@ _TOP_KEYS = {
     "site",
     "group",
     "defaults",
+    "mqtt",  # MQTT
 }
 _DEFAULT_KEYS = _SITE_KEYS - {"name", "link", "group", "groups"}
 
@@ -595,6 +597,13 @@ def config_from_dict(
             raise ConfigError(
                 f"{where}: flush_interval, rotate_interval and publish_interval must be > 0"
             )
+        mqtt = None  # MQTT: the optional [mqtt] table
+        if data.get("mqtt") is not None:
+            from ..mqtt.settings import settings_from_dict
+
+            if not isinstance(data["mqtt"], Mapping):
+                raise ConfigError(f"{where}: [mqtt] must be a table")
+            mqtt = settings_from_dict(data["mqtt"], f"{where}: mqtt")
     except ConfigError:
         raise
     return LoggerConfig(
@@ -604,6 +613,7 @@ def config_from_dict(
         rotate_interval=rotate,
         publish_interval=publish,
         source=source,
+        mqtt=mqtt,
     )
 
 

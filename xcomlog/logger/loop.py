@@ -47,6 +47,8 @@ from ..protocol import (
 from .burst import Burst
 from .columns import Cycle, decode_multi, map_items, single_value
 from .config import STATUS_POINTS, DeviceSpec, LoggerConfig, SiteConfig
+from .device_identity import device_columns, identify_site
+from .param_writes import WriteQueue
 from .plan import INFO, MESSAGE, MULTI, PARAM, PlannedRead, SitePlan, compile_plan
 from .scheduling import GroupState, missed_from, next_tick
 
@@ -115,6 +117,10 @@ class SiteLogger:
         self._status_keys: list[tuple[int, int]] = []
         self._concat_cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._stop: asyncio.Event | None = None
+        #: Parameter writes asked over MQTT, sent between two poll requests.
+        self.writes = WriteQueue()
+        #: 12, 24 or 48 once the devices are identified (writes are validated for it).
+        self.system_voltage: int | None = None
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -157,18 +163,28 @@ class SiteLogger:
 
         return open_async_transport(self.config.link)
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, waking early when the logger is asked to stop."""
+    async def _sleep(self, seconds: float, *, writes: bool = False) -> None:
+        """Sleep, waking early when the logger is asked to stop (or, with ``writes``, when
+        a parameter write is queued: the poll loop sends it at once)."""
         if seconds <= 0:
             return
         stop = self._stop
         if stop is None:
             await asyncio.sleep(seconds)
             return
+        if not writes:
+            try:
+                await asyncio.wait_for(stop.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass
+            return
+        waiters = [asyncio.ensure_future(stop.wait())]
+        waiters.append(asyncio.ensure_future(self.writes.arrived.wait()))
         try:
-            await asyncio.wait_for(stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -249,6 +265,8 @@ class SiteLogger:
                     raise LinkError("no device answered the scan")
             self.plan = compile_plan(self.config, devices, self.catalog)
         plan = self.plan
+        # model, firmware, serial (devices table, HA) and the voltage writes are checked at
+        identities, self.system_voltage = await identify_site(self, transport, plan.devices)
         self.writer.describe(self.config.name, plan.labels)
         self._prepared = True
         t = now_ms()
@@ -260,6 +278,7 @@ class SiteLogger:
                     "address": d.address,
                     "family": d.family.value,
                     "device": d.name,
+                    **device_columns(identities.get(d.address)),
                     "detail": "configured" if self.config.devices is not None else "scanned",
                 }
                 for d in plan.devices
@@ -328,6 +347,8 @@ class SiteLogger:
         burst = polite is None or polite.duty_cycle >= 1.0
         try:
             while not stop.is_set():
+                if self.writes:  # asked over MQTT: between two poll requests
+                    await self.writes.send(self, transport)
                 if self._messages_due and self.config.messages:
                     self._messages_due = False
                     await self._read_messages(transport)
@@ -341,7 +362,7 @@ class SiteLogger:
                                 "quiet", f"polite mode: quiet window, polling paused {left:.0f} s"
                             )
                         self.stats.state = "quiet"
-                        await self._sleep(min(left, 60.0))
+                        await self._sleep(min(left, 60.0), writes=True)
                         self.stats.state = "polling"
                         continue
                 for st in states:
@@ -350,7 +371,7 @@ class SiteLogger:
                 active = [st for st in states if st.cycle is not None]
                 if not active:
                     wake = min(st.next_tick for st in states)
-                    await self._sleep(wake - time.time())
+                    await self._sleep(wake - time.time(), writes=True)
                     continue
                 # shortest interval first; a group polled back to back (0) yields to all
                 st = min(active, key=lambda s: s.group.interval or math.inf)
@@ -768,6 +789,17 @@ class Logger:
                 rotate_interval=config.rotate_interval,
                 publish_interval=config.publish_interval,
             )
+        self.mqtt = None  # MQTT: an MqttBridge fed through the writer
+        if config.mqtt is not None:
+            from ..mqtt import MqttBridge, MqttWriterTee
+
+            self.mqtt = MqttBridge(
+                config.mqtt,
+                catalog=catalog,
+                write=self._mqtt_write,
+                system_voltage=lambda name: self._site(name).system_voltage,
+            )
+            writer = MqttWriterTee(writer, self.mqtt)
         self.writer = writer
         self.sites = [
             SiteLogger(site, writer, catalog, transport_factory=transport_factory)
@@ -776,6 +808,22 @@ class Logger:
         self.started = time.time()
         self.error: BaseException | None = None
         self.failed: dict[str, BaseException] = {}
+
+    def _site(self, name: str) -> SiteLogger:
+        return next(s for s in self.sites if s.config.name == name)
+
+    async def _mqtt_write(self, site: str, address: int, number: int, value, flash: bool) -> None:
+        """MQTT: a validated write goes out on that site's link, between poll requests."""
+        from .param_writes import write_request
+
+        logger = self._site(site)
+        devices = logger.plan.devices if logger.plan is not None else ()
+        family = next((d.family for d in devices if d.address == address), None)
+        catalog = logger.catalog
+        dp = catalog.get(number, family) if family else catalog.at(number, address)
+        request = write_request(dp, value, address=address, src=logger.config.src, flash=flash)
+        cfg = logger.config
+        await logger.writes.write(request, limit=2 * cfg.timeout * (1 + cfg.retries) + 10.0)
 
     def totals(self) -> dict[str, float]:
         """Sums of the site counters, plus the run time."""
@@ -811,10 +859,15 @@ class Logger:
         self.failed: dict[str, BaseException] = {}
         for site in self.sites:
             site.event("start", f"xcomlog logger, site link {site.config.link}")
+        if self.mqtt is not None:  # MQTT: bad credentials or TLS stop us before polling
+            await self.mqtt.check()
         tasks = [
             asyncio.create_task(self._guard(site, stop), name=f"site-{site.config.name}")
             for site in self.sites
         ]
+        mqtt_task, mqtt_stop = None, asyncio.Event()  # MQTT: stops after the sites' last rows
+        if self.mqtt is not None:
+            mqtt_task = asyncio.create_task(self.mqtt.run(mqtt_stop), name="mqtt")
         timer = None
         if duration is not None:
             timer = asyncio.get_running_loop().call_later(duration, stop.set)
@@ -828,6 +881,9 @@ class Logger:
             for task in tasks:
                 if not task.done():
                     task.cancel()
+            if mqtt_task is not None:  # MQTT: publishes the last rows, says offline, disconnects
+                mqtt_stop.set()
+                await mqtt_task
             for site in self.sites:
                 try:
                     site.event(
