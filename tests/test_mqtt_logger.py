@@ -4,6 +4,7 @@ subprocess, a real Mosquitto. What is published is what is written to Parquet.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -14,13 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mqtt_broker import read_retained
+from mqtt_broker import read_retained, retained
 from test_mqtt import _command
 
 from xcomlog.catalog import load_catalog
+from xcomlog.logger.config import simple_config
+from xcomlog.logger.loop import Logger
+from xcomlog.mqtt import publisher as publisher_module
+from xcomlog.mqtt.settings import settings_from_dict
 from xcomlog.mqtt.topics import point_id
 from xcomlog.protocol import device_name, family_of_address
-from xcomlog.sim import Simulator
+from xcomlog.sim import Installation, Simulator
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +52,31 @@ def wait_retained(port: int, topic: str, want: bytes | None = None, timeout: flo
         if topic in state and (want is None or state[topic] == want):
             return state
         assert time.monotonic() < deadline, f"{topic} never became {want!r}: {sorted(state)}"
+
+
+def assert_state_equals_parquet(out: Path, state: dict[str, bytes]) -> None:
+    """Every datapoint's retained state topic holds the last value written to Parquet."""
+    import pyarrow.dataset as ds
+
+    values = (
+        ds.dataset(out / "values", format="parquet", partitioning="hive").to_table().to_pandas()
+    )
+    last = values.sort_values("time").groupby(["address", "number"]).tail(1)
+    catalog = load_catalog()
+    compared = 0
+    for address, number, value in zip(last["address"], last["number"], last["value"], strict=True):
+        dp = catalog.get(int(number), family_of_address(int(address)))  # bsp, not bms, at 601
+        topic = f"xcomlog/home/{device_name(int(address))}/{point_id(int(number), dp.name)}"
+        if not np.isfinite(value):
+            continue
+        payload = state[topic].decode()
+        label = catalog.label(dp, value) if dp.options and not dp.bit_field else None
+        if label is not None:
+            assert payload == label, topic
+        else:
+            assert np.float32(float(payload)) == np.float32(value), (topic, payload, value)
+        compared += 1
+    assert compared == len(last) > 20
 
 
 def test_state_topics_equal_parquet_and_commands_reach_the_simulator(tmp_path, mosquitto):
@@ -76,29 +106,11 @@ def test_state_topics_equal_parquet_and_commands_reach_the_simulator(tmp_path, m
     assert sim.flash_writes == {}
     assert sim.parameter(101, 1107) == before_1107  # the unlisted one is untouched
 
+    state = read_retained(mosquitto.port, "xcomlog/home/#")
+    assert_state_equals_parquet(out, state)
+    assert state["xcomlog/home/status"] == b"offline"  # stopped cleanly
     import pyarrow.dataset as ds
 
-    values = (
-        ds.dataset(out / "values", format="parquet", partitioning="hive").to_table().to_pandas()
-    )
-    last = values.sort_values("time").groupby(["address", "number"]).tail(1)
-    state = read_retained(mosquitto.port, "xcomlog/home/#")
-    catalog = load_catalog()
-    compared = 0
-    for address, number, value in zip(last["address"], last["number"], last["value"], strict=True):
-        dp = catalog.get(int(number), family_of_address(int(address)))  # bsp, not bms, at 601
-        topic = f"xcomlog/home/{device_name(int(address))}/{point_id(int(number), dp.name)}"
-        if not np.isfinite(value):
-            continue
-        payload = state[topic].decode()
-        label = catalog.label(dp, value) if dp.options and not dp.bit_field else None
-        if label is not None:
-            assert payload == label, topic
-        else:
-            assert np.float32(float(payload)) == np.float32(value), (topic, payload, value)
-        compared += 1
-    assert compared == len(last) > 20
-    assert state["xcomlog/home/status"] == b"offline"  # stopped cleanly
     events = (
         ds.dataset(out / "events", format="parquet", partitioning="hive").to_table().to_pandas()
     )
@@ -127,3 +139,141 @@ def test_last_will_when_the_logger_is_killed(tmp_path, mosquitto):
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
+
+
+def logger_with_mqtt(link, out, broker_url: str, **mqtt) -> Logger:
+    """A Logger in this process: site "home", xt1, vt1 and bsp every second, MQTT on."""
+    host, port = link.address[:2]
+    cfg = simple_config(
+        f"tcp://{host}:{port}",
+        out,
+        site="home",
+        interval=1,
+        devices=["xt1", "vt1", "bsp"],
+        flush_interval=0.5,
+    )
+    settings = settings_from_dict({"url": broker_url, "interval": 0, **mqtt})
+    return Logger(dataclasses.replace(cfg, mqtt=settings))
+
+
+async def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never met"
+        await asyncio.sleep(0.05)
+
+
+def read_table(out: Path, table: str):
+    import pyarrow.dataset as ds
+
+    return ds.dataset(out / table, format="parquet", partitioning="hive").to_table().to_pandas()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_broker_away_30_s_during_a_logger_run_leaves_no_gap(tmp_path, mosquitto, monkeypatch):
+    monkeypatch.setattr(publisher_module, "BACKOFF_S", (0.2, 2.0))  # quicker retries
+    out = tmp_path / "data"
+    report: dict = {}
+    with Simulator(seed=33).serve_tcp("127.0.0.1", 0) as link:
+        logger = logger_with_mqtt(link, out, mosquitto.url)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            run = asyncio.create_task(logger.run(stop))
+            try:
+                await wait_until(lambda: "home" in logger.mqtt.sites)
+                publisher = logger.mqtt.sites["home"].publisher
+                await wait_until(lambda: publisher.connected and publisher.sent > 20)
+                await asyncio.sleep(2.0)
+                await asyncio.to_thread(mosquitto.stop)
+                report["away_from"] = time.time()
+                await asyncio.sleep(30.0)
+                await asyncio.to_thread(mosquitto.start)  # same port, empty broker
+                report["back_at"] = time.time()
+                await wait_until(lambda: publisher.connected and publisher.pending == 0, 60)
+                report["connects"] = publisher.connects
+                # MQTT resumed: the latest values, read after the restart, reach the broker
+                await asyncio.sleep(3.0)
+                live = await retained(mosquitto.port, "xcomlog/home/#")
+                report["live_soc"] = live.get("xcomlog/home/bsp/7002_state_of_charge")
+            finally:
+                stop.set()
+                await run
+
+        try:
+            asyncio.run(main())
+        finally:
+            logger.close()
+    assert report["connects"] == 2
+    assert report["live_soc"] is not None
+    # the Parquet log has no gap: every 1 s interval of the run has its row, the broker's
+    # 30 s away included, and no interval was reported missed
+    values = read_table(out, "values")
+    soc = values[(values["address"] == 601) & (values["number"] == 7002)]
+    seconds = np.unique(soc["time"].to_numpy().astype("datetime64[s]").astype(np.int64))
+    assert seconds[0] < report["away_from"] - 1 and seconds[-1] > report["back_at"] + 3
+    assert np.all(np.diff(seconds) == 1), np.diff(seconds).max()
+    events = read_table(out, "events")
+    assert (events["kind"] == "missed").sum() == 0, events[events["kind"] == "missed"]
+    # and the retained state after the clean stop is the last Parquet value of each point
+    state = read_retained(mosquitto.port, "xcomlog/home/#")
+    assert_state_equals_parquet(out, state)
+    assert state["xcomlog/home/status"] == b"offline"
+
+
+def test_devices_carry_model_firmware_serial_and_writes_use_the_system_voltage(tmp_path, mosquitto):
+    inst = Installation(xtenders=1, variotracks=1, system_voltage=24, models=("XTM 3500-24",))
+    sim = Simulator(inst, seed=34)
+    out = tmp_path / "data"
+    results: dict = {}
+    with sim.serve_tcp("127.0.0.1", 0) as link:
+        logger = logger_with_mqtt(link, out, mosquitto.url, writes=[1108])
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            run = asyncio.create_task(logger.run(stop))
+            try:
+                await wait_until(lambda: logger.sites[0].stats.values > 0)
+                base = "xcomlog/home/xt1/1108_battery_undervoltage_level_without_load"
+                # 46 V is inside the 48 V range (36..72) but not the 24 V one (18..36)
+                results["48"] = await _command(
+                    mosquitto.port, base + "/set", "46", base + "/result"
+                )
+                results["24"] = await _command(
+                    mosquitto.port, base + "/set", "23", base + "/result"
+                )
+                results["configs"] = await retained(mosquitto.port, "homeassistant/#")
+            finally:
+                stop.set()
+                await run
+
+        try:
+            asyncio.run(main())
+        finally:
+            logger.close()
+    assert logger.sites[0].system_voltage == 24
+    assert results["48"]["ok"] is False and "18" in results["48"]["error"]
+    assert results["24"]["ok"] is True
+    assert sim.parameter(101, 1108)[1] == 23.0  # in RAM
+    configs = results["configs"]
+    soc = json.loads(configs["homeassistant/sensor/xcomlog_home_bsp/7002_state_of_charge/config"])
+    assert soc["device"]["model"] == "BSP"
+    xt = next(
+        json.loads(p)["device"]
+        for t, p in configs.items()
+        if "/xcomlog_home_xt1/" in t and t.endswith("/config")
+    )
+    assert xt["model"] == "XTM 3500-24"
+    assert xt["sw_version"].count(".") == 2
+    assert xt["serial_number"].isdigit()
+    assert xt["via_device"] == "xcomlog_home_gateway"
+    number = json.loads(
+        configs[
+            "homeassistant/number/xcomlog_home_xt1/1108_battery_undervoltage_level_without_load/config"
+        ]
+    )
+    assert (number["min"], number["max"]) == (18.0, 36.0)  # the 24 V limits
+    devices = read_table(out, "devices")
+    row = devices[devices["device"] == "xt1"].iloc[-1]
+    assert (row["model"], row["serial"]) == ("XTM 3500-24", xt["serial_number"])
