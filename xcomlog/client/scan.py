@@ -13,6 +13,7 @@ from ..exceptions import (
     DeviceError,
     XcomError,
 )
+from ..identification import factory_id, software_version
 from ..protocol import (
     FAMILY_ADDRESSES,
     ErrorCode,
@@ -36,13 +37,6 @@ class DeviceInfo(NamedTuple):
     firmware: str | None  # "1.6.30", from the catalog's version infos
     id_type: int | None  # the model code of the "ID type" info
     fid: int | None  # the unique factory id, when the device reports it
-
-
-def _version(msb: float, lsb: float) -> str:
-    """Software version from the SOFT msb/lsb infos (section 4.4.3): X.Y.Z."""
-    high = int(msb) & 0xFFFF
-    low = int(lsb) & 0xFFFF
-    return f"{high >> 8}.{low >> 8}.{low & 0xFF}"
 
 
 class ScanOperations:
@@ -89,12 +83,10 @@ class ScanOperations:
                     continue
                 firmware = None
                 if "soft_msb" in values and "soft_lsb" in values:
-                    firmware = _version(values["soft_msb"], values["soft_lsb"])
+                    firmware = software_version(values["soft_msb"], values["soft_lsb"])
                 fid = None
                 if "fid_msb" in values and "fid_lsb" in values:
-                    fid = ((int(values["fid_msb"]) & 0xFFFF) << 16) | (
-                        int(values["fid_lsb"]) & 0xFFFF
-                    )
+                    fid = factory_id(values["fid_msb"], values["fid_lsb"])
                 id_type = int(values["id_type"]) if "id_type" in values else None
                 found_family = family
                 if family is Family.BSP and not values:

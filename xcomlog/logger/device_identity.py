@@ -1,7 +1,8 @@
 """A site's devices identified once after its scan: model, firmware, serial, system voltage.
 
 The logger asks what the client's scan asks (``xcomlog.identification``), through the
-site's own engine, once per start: the ``devices`` table gets model, firmware and serial,
+site's own engine, once per start when MQTT is on: the ``devices`` table gets model,
+firmware and serial,
 MQTT discovery gets them for Home Assistant, and parameter writes are validated at the
 installation's system voltage.
 """
@@ -21,7 +22,12 @@ if TYPE_CHECKING:
 async def identify_site(
     site: SiteLogger, transport, devices: tuple[DeviceSpec, ...]
 ) -> tuple[dict[int, DeviceIdentity], int | None]:
-    """(identity by address, system voltage) of ``devices``; raises LinkError only."""
+    """(identity by address, system voltage) of ``devices``; raises LinkError only.
+
+    Nothing is read unless ``site.identify`` (the identification infos are not logged as
+    values: every info the plain logger reads is in the values table)."""
+    if not site.identify:
+        return {}, None
     engine = site.engine
     sends = engine.stats.sends
     identities: dict[int, DeviceIdentity] = {}

@@ -119,6 +119,9 @@ class SiteLogger:
         self._stop: asyncio.Event | None = None
         #: Parameter writes asked over MQTT, sent between two poll requests.
         self.writes = WriteQueue()
+        #: Identify the devices after the scan (model, firmware, serial, system voltage):
+        #: on with MQTT, whose HA devices and writes need them.
+        self.identify = False
         #: 12, 24 or 48 once the devices are identified (writes are validated for it).
         self.system_voltage: int | None = None
 
@@ -805,6 +808,8 @@ class Logger:
             SiteLogger(site, writer, catalog, transport_factory=transport_factory)
             for site in config.sites
         ]
+        for site in self.sites:  # MQTT: HA devices and writes need model and system voltage
+            site.identify = self.mqtt is not None
         self.started = time.time()
         self.error: BaseException | None = None
         self.failed: dict[str, BaseException] = {}
