@@ -122,7 +122,7 @@ def mqtt_from_args(args: argparse.Namespace, cfg):
     if base is not None:  # the options override the file's [mqtt] table, key by key
         given.setdefault("writes", sorted(base.writes))
         given.setdefault("url", "mqtt://placeholder")
-    parsed = settings_from_dict(given, "--mqtt options")
+    parsed = settings_from_dict(given, "--mqtt", options=True)
     if base is None:
         return dataclasses.replace(cfg, mqtt=parsed)
     fields = {name: getattr(parsed, name) for name in options if name in given and name != "url"}

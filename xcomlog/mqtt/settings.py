@@ -62,8 +62,26 @@ def _prefix(value: object, where: str) -> str:
     return text
 
 
-def settings_from_dict(table: Mapping, where: str = "[mqtt]") -> MqttSettings:
-    """Check an ``[mqtt]`` table (or the options gathered as one)."""
+#: The command-line option of each ``[mqtt]`` key (``settings_from_dict(..., options=True)``).
+OPTION_NAMES = {
+    "url": "--mqtt",
+    "interval": "--mqtt-interval",
+    "writes": "--mqtt-writes",
+    "flash": "--mqtt-flash",
+    "prefix": "--mqtt-prefix",
+    "discovery_prefix": "--discovery-prefix",
+}
+
+
+def settings_from_dict(
+    table: Mapping, where: str = "[mqtt]", *, options: bool = False
+) -> MqttSettings:
+    """Check an ``[mqtt]`` table (or, with ``options``, the --mqtt options gathered as one:
+    messages then name the option, e.g. ``--mqtt-interval: ...``)."""
+
+    def at(key: str) -> str:
+        return OPTION_NAMES.get(key, key) if options else f"{where}: {key}"
+
     allowed = {
         "url",
         "prefix",
@@ -85,10 +103,10 @@ def settings_from_dict(table: Mapping, where: str = "[mqtt]") -> MqttSettings:
     broker = parse_broker_url(str(table["url"]))
     from ..logger.config import parse_duration
 
-    interval = parse_duration(table.get("interval", DEFAULT_INTERVAL_S), f"{where}: interval")
+    interval = parse_duration(table.get("interval", DEFAULT_INTERVAL_S), at("interval"))
     if interval > MAX_INTERVAL_S:
         raise ConfigError(
-            f"{where}: interval must be a duration from 0 to 1d (e.g. '10s', '1min'), got {interval:g} s"
+            f"{at('interval')} must be a duration from 0 to 1d (e.g. '10s', '1min'), got {interval:g} s"
         )
     deadband = table.get("deadband", DEFAULT_DEADBAND)
     if isinstance(deadband, bool) or not isinstance(deadband, (int, float, str)):
@@ -99,19 +117,19 @@ def settings_from_dict(table: Mapping, where: str = "[mqtt]") -> MqttSettings:
         deadband = math.nan
     if not 0 <= deadband <= 1:
         raise ConfigError(
-            f"{where}: deadband must be a share from 0 to 1 such as 0.05 (5 %), "
+            f"{at('deadband')} must be a share from 0 to 1 such as 0.05 (5 %), "
             f"got {table.get('deadband')!r}"
         )
-    writes = _numbers(table.get("writes"), f"{where}: writes")
-    flash = _numbers(table.get("flash"), f"{where}: flash")
+    writes = _numbers(table.get("writes"), at("writes"))
+    flash = _numbers(table.get("flash"), at("flash"))
     if not flash <= writes:
         extra = ", ".join(str(n) for n in sorted(flash - writes))
-        raise ConfigError(f"{where}: flash lists {extra}, which 'writes' does not list")
+        raise ConfigError(f"{at('flash')} lists {extra}, which {at('writes')} does not list")
     return MqttSettings(
         broker=broker,
-        prefix=_prefix(table.get("prefix", DEFAULT_PREFIX), f"{where}: prefix"),
+        prefix=_prefix(table.get("prefix", DEFAULT_PREFIX), at("prefix")),
         discovery_prefix=_prefix(
-            table.get("discovery_prefix", DEFAULT_DISCOVERY_PREFIX), f"{where}: discovery_prefix"
+            table.get("discovery_prefix", DEFAULT_DISCOVERY_PREFIX), at("discovery_prefix")
         ),
         interval=interval,
         deadband=deadband,
