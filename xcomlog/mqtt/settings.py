@@ -8,12 +8,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..exceptions import ConfigError
+from ..options import DEFAULT_MQTT_INTERVAL_S, MAX_MQTT_INTERVAL_S, parse_duration
 from .broker_url import BrokerAddress, parse_broker_url
 
 DEFAULT_PREFIX = "xcomlog"
 DEFAULT_DISCOVERY_PREFIX = "homeassistant"
-DEFAULT_INTERVAL_S = 10.0
-MAX_INTERVAL_S = 86400.0
 #: A value is published before its interval is over when it moved by more than this
 #: fraction of its last published magnitude (enum and integer values: on any change).
 DEFAULT_DEADBAND = 0.05
@@ -27,7 +26,7 @@ class MqttSettings:
     broker: BrokerAddress
     prefix: str = DEFAULT_PREFIX
     discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
-    interval: float = DEFAULT_INTERVAL_S
+    interval: float = DEFAULT_MQTT_INTERVAL_S
     deadband: float = DEFAULT_DEADBAND
     writes: frozenset[int] = frozenset()  # parameter numbers exposed for writing
     flash: frozenset[int] = frozenset()  # of those, the ones written to flash (not RAM)
@@ -101,13 +100,9 @@ def settings_from_dict(
     if not table.get("url"):
         raise ConfigError(f"{where}: 'url' is missing (mqtt://[user:pass@]HOST[:PORT])")
     broker = parse_broker_url(str(table["url"]))
-    from ..logger.config import parse_duration
-
-    interval = parse_duration(table.get("interval", DEFAULT_INTERVAL_S), at("interval"))
-    if interval > MAX_INTERVAL_S:
-        raise ConfigError(
-            f"{at('interval')} must be a duration from 0 to 1d (e.g. '10s', '1min'), got {interval:g} s"
-        )
+    interval = parse_duration(
+        table.get("interval", DEFAULT_MQTT_INTERVAL_S), at("interval"), maximum=MAX_MQTT_INTERVAL_S
+    )
     deadband = table.get("deadband", DEFAULT_DEADBAND)
     if isinstance(deadband, bool) or not isinstance(deadband, (int, float, str)):
         deadband = None
