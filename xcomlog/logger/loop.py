@@ -267,9 +267,9 @@ class SiteLogger:
                 if not devices:
                     raise LinkError("no device answered the scan")
             self.plan = compile_plan(self.config, devices, self.catalog)
+        # MQTT: model, firmware, serial (devices table, HA) and the system voltage for writes
+        identities, self.system_voltage = await identify_site(self, transport, self.plan.devices)
         plan = self.plan
-        # model, firmware, serial (devices table, HA) and the voltage writes are checked at
-        identities, self.system_voltage = await identify_site(self, transport, plan.devices)
         self.writer.describe(self.config.name, plan.labels)
         self._prepared = True
         t = now_ms()
@@ -365,7 +365,7 @@ class SiteLogger:
                                 "quiet", f"polite mode: quiet window, polling paused {left:.0f} s"
                             )
                         self.stats.state = "quiet"
-                        await self._sleep(min(left, 60.0), writes=True)
+                        await self._sleep(min(left, 60.0))
                         self.stats.state = "polling"
                         continue
                 for st in states:
