@@ -42,11 +42,11 @@ from .links import (
     TcpServerTransport,
     UdpTransport,
 )
+from .options import DEFAULT_TIMEOUT_S
 from .protocol import (
     ADDRESS_XT_MULTICAST,
     DEFAULT_BAUDRATE,
     FAMILY_ADDRESSES,
-    RESPONSE_TIMEOUT_S,
     AccessLevel,
     ErrorCode,
     Family,
@@ -376,7 +376,7 @@ class XcomAbs:
         raise NotImplementedError
 
     def _timeout(self) -> float:
-        return RESPONSE_TIMEOUT_S
+        return DEFAULT_TIMEOUT_S
 
     @property
     def client(self) -> Any:
