@@ -390,9 +390,7 @@ class ClientOperations(ScanOperations, FileTransferOperations, SystemVoltageOper
     def _known_system_voltage(self) -> Operation[int | None]:
         """The system voltage: given, found once from the installation, else None (48 V)."""
         if self._system_voltage is None and not self._system_voltage_asked:
-            self._system_voltage_asked = True
-            self._system_voltage = yield from self._detect_system_voltage()
-            if self._system_voltage is None:
+            if (yield from self._detect_system_voltage()) is None:
                 log.warning(
                     "no device tells the system voltage: checking against the appendix's "
                     "48 V limits (give system_voltage= / --system-voltage)"

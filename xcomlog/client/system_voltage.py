@@ -119,8 +119,14 @@ class SystemVoltageOperations:
             volts = system_voltage_from(kind, number, value)
             if volts is not None:
                 log.info("system voltage %d V (from %s %d at %d)", volts, kind, number, address)
-                return volts
-        return None
+                break
+        else:
+            volts = None
+        # Remembered for the client's next writes, unless system_voltage= was given.
+        if getattr(self, "_system_voltage", None) is None:
+            self._system_voltage = volts
+        self._system_voltage_asked = True
+        return volts
 
 
 __all__ = [
