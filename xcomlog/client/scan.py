@@ -9,13 +9,13 @@ from typing import Any, NamedTuple
 from ..engine import (
     Operation,
 )
-from ..models import IDENTIFICATION_INFOS, DeviceType, describe_device
 from ..exceptions import (
     DeviceError,
     LinkError,
     XcomError,
     XcomTimeout,
 )
+from ..models import IDENTIFICATION_INFOS, DeviceType, describe_device
 from ..protocol import (
     FAMILY_ADDRESSES,
     ErrorCode,
@@ -148,7 +148,9 @@ class ScanOperations:
                 codes[number] = self.catalog.decode(found[0], frame.data)
             except (DeviceError, XcomError) as exc:
                 if isinstance(exc, DeviceError) or not _is_link_problem(exc):
-                    log.debug("%s: no identification info %d (%s)", device_name(address), number, exc)
+                    log.debug(
+                        "%s: no identification info %d (%s)", device_name(address), number, exc
+                    )
                     continue
                 raise
         return codes
