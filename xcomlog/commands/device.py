@@ -142,8 +142,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _system_voltage_arg(text: str) -> int:
     from ..client.system_voltage import check_system_voltage
+    from ..exceptions import ValidationError, XcomError
 
-    return check_system_voltage(text, "--system-voltage")
+    try:
+        return check_system_voltage(text, "--system-voltage")
+    except ValidationError as exc:  # argparse would swallow a ValueError (see _options)
+        raise XcomError(str(exc)) from None
 
 
 _system_voltage_arg.__name__ = "system voltage"
