@@ -254,3 +254,23 @@ def test_cli_on_a_24_v_simulator():
     finally:
         sim.terminate()
         sim.wait(20)
+
+
+def test_open_transport_checks_urls_as_the_cli_does():
+    from xcomlog.exceptions import ConfigError
+    from xcomlog.links import open_transport
+    from xcomlog.logger.config import check_link_url
+
+    for bad in (
+        "tcp://127.0.0.1:0",
+        "nosuch://x",
+        "udp://127.0.0.1?reply_port=70000",
+        "tcp://[::1",
+    ):
+        with pytest.raises(ConfigError) as checked:
+            check_link_url(bad, "transport URL")
+        with pytest.raises(ValueError) as opened:
+            open_transport(bad)
+        assert str(opened.value) == str(checked.value)
+    with pytest.raises(ValueError):
+        XcomClient("tcp://127.0.0.1:0")
