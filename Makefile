@@ -11,7 +11,7 @@ CODEC_SO = $(wildcard xcomlog/_codec.*.so)
 DEMO_OUT ?= demo-data
 PYTEST_ARGS ?=
 
-.PHONY: all venv install build test test-c test-py demo bench lint catalog clean fuzz FORCE
+.PHONY: all venv install build test test-c test-py test-spark demo bench lint catalog clean fuzz FORCE
 
 all: test
 
@@ -59,6 +59,12 @@ test-c: build
 
 test-py: build
 	XCOMLOG_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# The Spark tests (PySpark in local mode; Java from Debian when it is missing).
+test-spark: build
+	$(PY) -m pip install --quiet -e '.[spark]'
+	sh tools/ensure_java.sh
+	$(PY) -m pytest -q tests/test_spark.py
 
 demo: $(BUILT) $(ANALYSIS)
 	$(BIN)/xcomlog demo --out $(DEMO_OUT)

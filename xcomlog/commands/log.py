@@ -42,7 +42,23 @@ def register(subparsers) -> None:
     add_link_options(parser)
     add_client_options(parser)
     parser.add_argument(
-        "--out", metavar="DIR", help="dataset folder (default: data, or the file's 'out')"
+        "--out",
+        metavar="DIR_OR_URI",
+        help="dataset folder or URI: s3://bucket/prefix?endpoint_override=HOST:PORT&scheme=http, "
+        "gs://, hdfs://, file:// (default: data, or the file's 'out')",
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="DIR",
+        help="local folder for the crash journal and working files when --out is a URI or "
+        "shared by several writers (default: ~/.cache/xcomlog/journal/<hash of --out>)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=("home", "fleet"),
+        default=None,
+        help="home: a folder per site and day; fleet: a file per day and writer holding "
+        "every site (default: home, or the file's 'layout')",
     )
     parser.add_argument("--site", default="site", help="site name (a folder name) without --config")
     parser.add_argument(
@@ -111,7 +127,7 @@ def build_config(args: argparse.Namespace):
             raise ConfigError(
                 "give either --config or a link option (--tcp, --serial...), not both"
             )
-        cfg = load_config(args.config, out=args.out)
+        cfg = load_config(args.config, out=args.out, journal=args.journal, layout=args.layout)
     else:
         if not url:
             raise ConfigError(
@@ -133,6 +149,8 @@ def build_config(args: argparse.Namespace):
             timeout=args.timeout,
             retries=args.retries,
             connect_timeout=args.connect_timeout,
+            journal=args.journal,
+            layout=args.layout or "home",
         )
         polite = polite_from_args(args)
         if polite is not None:

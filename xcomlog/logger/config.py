@@ -201,12 +201,15 @@ class SiteConfig:
 class LoggerConfig:
     """The whole logger: where to write and every site."""
 
-    out: Path
+    out: Path | str  # a folder, or a URI (s3://...) kept as text
     sites: tuple[SiteConfig, ...]
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_S
     rotate_interval: float = DEFAULT_ROTATE_INTERVAL_S
     publish_interval: float = DEFAULT_PUBLISH_INTERVAL_S
     source: str = "<options>"  # the file it came from, for messages
+    journal: Path | None = None  # local journal/working folder when publishing (fleets)
+    layout: str = "home"  # "home" (site=/date= folders) or "fleet" (storage/fleet_layout.py)
+    writer_id: str | None = None  # name of this writer in a shared dataset's file names
 
 
 # --- parsing helpers ----------------------------------------------------------------------
@@ -474,6 +477,9 @@ _TOP_KEYS = {
     "site",
     "group",
     "defaults",
+    "journal",
+    "layout",
+    "writer_id",
 }
 _DEFAULT_KEYS = _SITE_KEYS - {"name", "link", "group", "groups"}
 
@@ -675,14 +681,7 @@ def config_from_dict(
             if site.name in seen:
                 raise ConfigError(f"{where}: two sites are named {site.name!r}")
             seen.add(site.name)
-        raw_out = data.get("out", "data")
-        if not isinstance(raw_out, (str, Path)) or not str(raw_out).strip():
-            raise ConfigError(
-                f'{where}: out: expected a folder name (e.g. out = "data"), got {raw_out!r}'
-            )
-        out = Path(str(raw_out)).expanduser()
-        if not out.is_absolute() and base_dir is not None:
-            out = base_dir / out
+        out, journal, layout, writer_id = _storage_options(data, base_dir, where)
         flush = parse_duration(
             data.get("flush_interval", DEFAULT_FLUSH_INTERVAL_S),
             f"{where}: flush_interval",
@@ -710,11 +709,53 @@ def config_from_dict(
         rotate_interval=rotate,
         publish_interval=publish,
         source=source,
+        journal=journal,
+        layout=layout,
+        writer_id=writer_id,
     )
 
 
-def load_config(path: str | Path, *, out: str | Path | None = None) -> LoggerConfig:
-    """Read and check a TOML configuration file; ``out`` overrides its ``out`` folder."""
+def _storage_options(
+    data: Mapping[str, Any], base_dir: Path | None, where: str
+) -> tuple[Path | str, Path | None, str, str | None]:
+    """``out`` (a folder relative to ``base_dir``, or a URI such as s3://bucket/prefix kept
+    as text), ``journal`` (a local folder), ``layout`` and ``writer_id``."""
+    from ..storage.filesystem import is_uri
+    from ..storage.fleet_layout import LAYOUTS
+
+    def local(text: str) -> Path:
+        path = Path(text).expanduser()
+        return base_dir / path if not path.is_absolute() and base_dir is not None else path
+
+    raw_out = data.get("out", "data")
+    if not isinstance(raw_out, (str, Path)) or not str(raw_out).strip():
+        raise ConfigError(
+            f'{where}: out: expected a folder or URI (e.g. out = "data"), got {raw_out!r}'
+        )
+    text = str(raw_out)
+    out: Path | str = text if is_uri(text) else local(text)
+    journal = data.get("journal")
+    journal = local(str(journal)) if journal is not None else None
+    layout = str(data.get("layout", "home"))
+    if layout not in LAYOUTS:
+        raise ConfigError(f"{where}: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    writer_id = data.get("writer_id")
+    if writer_id is not None:
+        writer_id = str(writer_id)
+        if not writer_id or not all(c.isalnum() or c in "-_" for c in writer_id):
+            raise ConfigError(f"{where}: writer_id {writer_id!r}: use letters, digits, '-', '_'")
+    return out, journal, layout, writer_id
+
+
+def load_config(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    journal: str | Path | None = None,
+    layout: str | None = None,
+) -> LoggerConfig:
+    """Read and check a TOML configuration file; ``out``, ``journal`` and ``layout`` override
+    the file's."""
     path = Path(path)
     if tomllib is None:  # pragma: no cover - Python 3.10 without tomli
         raise ConfigError(
@@ -734,6 +775,9 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> LoggerCon
         raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     if out is not None:
         data["out"] = str(out)
+    for key, value in (("journal", journal), ("layout", layout)):
+        if value is not None:
+            data[key] = str(value)
     return config_from_dict(data, base_dir=path.parent, source=str(path))
 
 
@@ -751,6 +795,8 @@ def simple_config(
     messages: bool = True,
     polite: Mapping | None = None,
     connect_timeout: float | str = DEFAULT_CONNECT_TIMEOUT_S,
+    journal: str | Path | None = None,
+    layout: str = "home",
 ) -> LoggerConfig:
     """The configuration of ``xcomlog log --tcp HOST:PORT --out DIR`` without a file.
 
@@ -760,6 +806,8 @@ def simple_config(
     group = {"name": "main", "interval": interval, "points": list(points)}
     table: dict[str, Any] = {
         "out": str(out),
+        "layout": layout,
+        **({"journal": str(journal)} if journal is not None else {}),
         "flush_interval": flush_interval,
         "group": [group],
         "site": [
