@@ -514,7 +514,7 @@ def test_async_many_links_concurrently():
 
     rounds = asyncio.run(main())
     assert len(rounds) == 40
-    assert all(r == {(101, 3000): 12.359375, (102, 3000): 12.5} for r in rounds)
+    assert all(r == {(3000, 101): 12.359375, (3000, 102): 12.5} for r in rounds)
 
 
 def test_async_tcp_server_allow_list_and_replacement():
