@@ -103,6 +103,10 @@ class FaultInjector:
         self.config = config or FaultConfig()
         self.rng = random.Random(seed)
         self.started = self.clock()
+        #: When the first request was served: restart periods count from there (a real
+        #: gateway's uptime is unrelated to when a simulator object was built, and a client
+        #: must see at least one period of normal answers whatever its start-up delay).
+        self.first_request: float | None = None
         self._last_restart = 0
         self.counts: dict[str, int] = {}
 
@@ -113,11 +117,17 @@ class FaultInjector:
         return self.clock() - self.started
 
     def restart_due(self) -> bool:
-        """True once per ``restart_every_s`` period: the gateway has just restarted."""
+        """True once per ``restart_every_s`` period: the gateway has just restarted.
+
+        Called for every request served; periods count from the first one.
+        """
         period = self.config.restart_every_s
         if not period:
             return False
-        n = int(self.elapsed() // period)
+        now = self.clock()
+        if self.first_request is None:
+            self.first_request = now
+        n = int((now - self.first_request) // period)
         if n > self._last_restart:
             self._last_restart = n
             self._count("restart")
