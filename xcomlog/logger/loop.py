@@ -56,6 +56,8 @@ log = logging.getLogger("xcomlog.logger")
 MESSAGES_PER_ROUND = 16
 #: Decode and queue a long cycle's answers at least every this many frames.
 BATCH_FRAMES = 64
+#: Seconds a site may take to end by itself after a stop before its work is cancelled.
+STOP_GRACE_S = 0.5
 
 
 def now_ms() -> int:
@@ -173,7 +175,33 @@ class SiteLogger:
     # -- main loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set. Raises StorageError / ConfigError (fatal) only.
+        """Poll until ``stop`` is set; return within about a second of it at any stage.
+
+        Polling notices ``stop`` between requests and ends by itself (its cycles
+        flushed); an open, a scan or an exchange still under way ``STOP_GRACE_S`` after
+        the stop is cancelled (issue 15: a scan of a silent gateway took minutes).
+        Raises StorageError / ConfigError (fatal) only.
+        """
+        work = asyncio.create_task(self._run(stop), name=f"work-{self.config.name}")
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                await asyncio.wait({work}, timeout=STOP_GRACE_S)
+            if not work.done():
+                log.debug("%s: stopping during %s", self.config.name, self.stats.state)
+                work.cancel()
+                await asyncio.wait({work})
+            if not work.cancelled():
+                work.result()  # StorageError / ConfigError
+        finally:
+            stopped.cancel()
+            if not work.done():
+                work.cancel()
+            self.stats.state = "stopped"
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        """The site's work: open, scan, poll; reopen with backoff.
 
         A broken link is reopened after a delay doubling from the first to the largest
         backoff (reset once answers flow again). Only the change from up to down is an
