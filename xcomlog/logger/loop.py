@@ -260,6 +260,8 @@ class SiteLogger:
 
     _answered_since_open = False
     _prepared = False  # plan compiled, labels and devices written
+    _no_multi_info: int | None = None  # the error code the scan's multi-info probe got
+    _single_reads = False  # the fallback to single reads happened (and is an event)
 
     def check(self) -> None:
         """Compile the plan now when the devices are configured: a wrong datapoint is a
@@ -277,6 +279,8 @@ class SiteLogger:
                     raise LinkError("no device answered the scan")
             self.plan = compile_plan(self.config, devices, self.catalog)
         plan = self.plan
+        if self._no_multi_info is not None:  # the scan's multi-info probe was refused
+            self._use_single_reads(self._no_multi_info)
         self.writer.describe(self.config.name, plan.labels)
         self._prepared = True
         t = now_ms()
@@ -313,6 +317,8 @@ class SiteLogger:
             data = outcome.frame[HEADER_SIZE + 10 : -CHECKSUM_SIZE]
             if len(data) >= 4:
                 flags = int.from_bytes(data[:4], "little")
+        elif outcome.kind == ERROR and outcome.code in NO_MULTI_INFO_ERRORS:
+            self._no_multi_info = outcome.code  # an older gateway: the plan reads one by one
         present = {
             Family.XTENDER: flags is None or bool(flags & MultiInfoFlag.XT_PRESENT),
             Family.VARIOTRACK: flags is None or bool(flags & MultiInfoFlag.VT_PRESENT),
@@ -473,21 +479,27 @@ class SiteLogger:
             return
         self._fail(request, "timeout", f"no answer within {self.config.timeout:g} s")
 
-    def _use_single_reads(self, code: int, cycle: Cycle) -> None:
+    def _use_single_reads(self, code: int, cycle: Cycle | None = None) -> None:
+        """The gateway refused multi-info (firmware before 1.6.74): every group reads its
+        user infos one by one from now on; one ``fallback`` event says so."""
         assert self.plan is not None
-        self.event(
-            "device_error",
-            f"multi-info refused with {error_name(code)}: gateway without the service, "
-            "reading user infos one by one",
-            address=ADDRESS_GATEWAY,
-        )
+        if not self._single_reads:
+            self._single_reads = True
+            self.engine.multi_info_supported = False
+            self.event(
+                "fallback",
+                f"multi-info refused with {error_name(code)}: gateway without the service "
+                "(firmware before 1.6.74), reading user infos one by one",
+                address=ADDRESS_GATEWAY,
+            )
         for group in self.plan.groups:
             group.infos_without_multi()
-        cycle.index = 0  # re-run this cycle with the single reads
-        cycle.multi_buf.clear()
-        cycle.multi_times.clear()
-        cycle.multi_reqs.clear()
         self._concat_cache.clear()
+        if cycle is not None:
+            cycle.index = 0  # re-run this cycle with the single reads
+            cycle.multi_buf.clear()
+            cycle.multi_times.clear()
+            cycle.multi_reqs.clear()
 
     def _ok(self, request: PlannedRead, t_ms: int) -> None:
         failing = self._failing.pop(request, None)
