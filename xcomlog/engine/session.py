@@ -31,6 +31,7 @@ from .. import codec
 from ..exceptions import DeviceError, LinkError, XcomError, XcomTimeout
 from ..protocol import (
     ADDRESS_DTE,
+    CHECKSUM_SIZE,
     FLAG_ERROR,
     FLAG_MESSAGE_PENDING,
     FLAG_RESTARTED,
@@ -45,7 +46,7 @@ from ..records import Frame
 from .driving import Operation, Receive, Reconnect, Send, Sleep
 from .framing import Framer, is_whole_frame
 from .polite import PolitePolicy
-from .requests import ANSWER, FOREIGN, UNMATCHED, Request
+from .requests import ANSWER, FOREIGN, UNMATCHED, Request, is_short_frame
 
 log = logging.getLogger("xcomlog.engine")
 
@@ -380,7 +381,7 @@ class Session:
                 raise DeviceError(
                     outcome.code, f"{current.describe()}: still busy after {self.busy_timeout:g} s"
                 )
-            raise DeviceError(outcome.code, current.describe())
+            raise DeviceError(outcome.code, describe_error(current, outcome))
         if kind == TIMEOUT:
             raise XcomTimeout(f"no answer to {current.describe()} within {timeout:g} s{tries}")
         if kind == DAMAGED:
@@ -458,6 +459,17 @@ class Session:
             yield Sleep(wait)
 
 
+def describe_error(request: Request, outcome: Outcome) -> str:
+    """What an ERROR outcome says, for a DeviceError or an event: the request, and for a
+    short answer (2..9 data bytes, issue 10) that it was one and whether it had a code."""
+    text = request.describe()
+    if outcome.frame and is_short_frame(outcome.frame):
+        size = len(outcome.frame) - HEADER_SIZE - CHECKSUM_SIZE
+        carried = "its error code" if size >= 4 else "no error code"
+        text += f": refused with a short answer ({size} data bytes, {carried})"
+    return text
+
+
 #: Consecutive unanswered requests after which the logger takes a link for dead.
 SILENT_LIMIT = 5
 
@@ -471,4 +483,5 @@ __all__ = [
     "Outcome",
     "Session",
     "SessionStats",
+    "describe_error",
 ]

@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import codec
-from ..engine import DAMAGED, ERROR, OK, Outcome, Request, Session, run_async
+from ..engine import (
+    DAMAGED,
+    ERROR,
+    OK,
+    Outcome,
+    Request,
+    Session,
+    describe_error,
+    run_async,
+)
+from ..engine.requests import is_short_frame
 from ..exceptions import ConfigError, LinkError, StorageError, XcomError
 from ..protocol import (
     ADDRESS_GATEWAY,
@@ -472,7 +482,10 @@ class SiteLogger:
             if request.kind == MULTI and code in NO_MULTI_INFO_ERRORS:
                 self._use_single_reads(code, cycle)
                 return
-            self._fail(request, "device_error", f"{error_name(code)} (0x{code:04X})")
+            detail = f"{error_name(code)} (0x{code:04X})"
+            if is_short_frame(outcome.frame):  # issue 10: say what the short answer said
+                detail = f"{describe_error(request, outcome).partition(': ')[2]}: {detail}"
+            self._fail(request, "device_error", detail)
             return
         if kind == DAMAGED:
             self._fail(request, "bad_frame", "the answer arrived damaged (checksum)")
