@@ -120,6 +120,10 @@ class SiteLogger:
         self.plan: SitePlan | None = None
         #: The protocol engine of this site's link (framing, matching, retries).
         self.engine = Session.for_logger(src=site.src, timeout=site.timeout, retries=site.retries)
+        # polite mode is the engine's (quiet windows, duty cycle, the installation clock);
+        # the logger records what it does as events
+        self.engine.polite = site.polite
+        self.engine.on_installation_clock = self._installation_clock
         self._failing: dict[Request, tuple[int, int]] = {}  # request -> (since ms, failures)
         self._restart_flag: bool | None = None
         self._messages_due = False
@@ -272,6 +276,7 @@ class SiteLogger:
     _prepared = False  # plan compiled, labels and devices written
     _no_multi_info: int | None = None  # the error code the scan's multi-info probe got
     _single_reads = False  # the fallback to single reads happened (and is an event)
+    _clock_reported: float | None = None  # installation clock offset the last event gave
 
     def check(self) -> None:
         """Compile the plan now when the devices are configured: a wrong datapoint is a
@@ -377,15 +382,21 @@ class SiteLogger:
                     await self._read_messages(transport)
                 now = time.time()
                 if polite is not None and polite.quiet:
+                    if polite.clock_due(now):  # at start and hourly (bursts bypass run)
+                        await run_async(transport, self.engine.read_installation_clock())
                     left = polite.quiet_remaining()
                     if left > 0:
                         if now >= quiet_logged_until:
                             quiet_logged_until = now + left
+                            where = (
+                                " (installation clock)" if polite.clock == "installation" else ""
+                            )
                             self.event(
-                                "quiet", f"polite mode: quiet window, polling paused {left:.0f} s"
+                                "quiet",
+                                f"polite mode: quiet window{where}, polling paused {left:.0f} s",
                             )
                         self.stats.state = "quiet"
-                        await self._sleep(min(left, 60.0))
+                        await run_async(transport, self.engine.polite_pause())
                         self.stats.state = "polling"
                         continue
                 for st in states:
@@ -452,14 +463,8 @@ class SiteLogger:
     async def _run_request(
         self, transport, request: PlannedRead, cycle: Cycle, sent_at: float | None = None
     ) -> None:
-        polite = self.config.polite
-        if polite is not None and polite.duty_cycle < 1.0:
-            started = time.monotonic()
-            outcome = await self._exchange(transport, request)
-            # leave the link free for the portal: silence in proportion to our use
-            await self._sleep(polite.idle_after(time.monotonic() - started))
-        else:
-            outcome = await self._exchange(transport, request, sent_at=sent_at)
+        # in polite mode the engine waits before the exchange (quiet window, duty cycle)
+        outcome = await self._exchange(transport, request, sent_at=sent_at)
         cycle.index += 1
         kind = outcome.kind
         if kind == OK:
@@ -750,6 +755,18 @@ class SiteLogger:
             self._answered(outcome.frame[1], notice_messages)
         return outcome
 
+    def _installation_clock(self, offset: float, previous: float | None) -> None:
+        """A reading of the installation clock {5002}: an event at the first one, and
+        when its offset from UTC changed by a minute or more (DST, drift, a reset)."""
+        reported = self._clock_reported
+        if reported is not None and abs(offset - reported) < 60:
+            return
+        self._clock_reported = offset
+        text = f"installation clock is UTC{_utc_offset(offset)}"
+        if reported is not None:
+            text += f" (was UTC{_utc_offset(reported)})"
+        self.event("clock", f"{text}: quiet windows follow it", address=ADDRESS_GATEWAY)
+
     def _answered(self, fflags: int, notice_messages: bool) -> None:
         """Book-keeping for an answer to our request: counters and the frame flags."""
         self._flags(fflags, notice_messages)
@@ -768,6 +785,14 @@ class SiteLogger:
         self._restart_flag = restarted
         if notice_messages and fflags & FLAG_MESSAGE_PENDING:
             self._messages_due = True
+
+
+def _utc_offset(seconds: float) -> str:
+    """``+02:00``, ``-03:30``, ``+00:00:17`` (drift shows its seconds)."""
+    sign = "-" if seconds < 0 else "+"
+    minutes, secs = divmod(int(abs(seconds)), 60)
+    text = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    return f"{text}:{secs:02d}" if secs else text
 
 
 def _describe(request: PlannedRead) -> str:
