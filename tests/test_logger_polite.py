@@ -200,3 +200,76 @@ def test_the_offset_follows_a_clock_change(tmp_path, monkeypatch):
         "installation clock is UTC+01:00: quiet windows follow it",
         "installation clock is UTC+02:00 (was UTC+01:00): quiet windows follow it",
     ]
+
+
+def test_log_command_quiet_clock_installation(tmp_path):
+    """``xcomlog sim`` on UTC+05:00 and ``xcomlog log --quiet-clock installation``: two
+    processes on loopback; the window is now in installation time, not in UTC."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    site = tmp_path / "site.toml"
+    site.write_text('timezone = "Etc/GMT-5"\n')
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xcomlog",
+            "sim",
+            "--tcp-server",
+            "127.0.0.1:0",
+            "--config",
+            str(site),
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        address = sim.stdout.readline().strip()
+        assert address.startswith("127.0.0.1:"), sim.stderr.read()
+        window = window_around(utc_now() + dt.timedelta(hours=5))
+        out = tmp_path / "data"
+        log = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "xcomlog",
+                "log",
+                "--tcp",
+                address,
+                "--out",
+                str(out),
+                "--devices",
+                "xt1,bsp",
+                "--interval",
+                "0.2",
+                "--duration",
+                "2",
+                "--no-status",
+                "--quiet-window",
+                window,
+                "--quiet-clock",
+                "installation",
+            ],  # fmt: skip
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        try:
+            sim.wait(10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+    assert log.returncode == 0, log.stderr
+    events = read_table(out, "events")
+    kinds = list(events["kind"])
+    assert kinds.count("clock") == 1 and kinds.count("quiet") == 1, kinds
+    assert "UTC+05:00" in events[events["kind"] == "clock"]["detail"].iloc[0]
+    assert not (out / "values").exists() or len(read_table(out, "values")) == 0
