@@ -3,11 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PY      = $(BIN)/python
+BASE    = $(VENV)/.base
 STAMP   = $(VENV)/.installed
+BUILT   = $(VENV)/.built
+ANALYSIS = $(VENV)/.analysis
+CODEC_SO = $(wildcard xcomlog/_codec.*.so)
 DEMO_OUT ?= demo-data
 PYTEST_ARGS ?=
 
-.PHONY: all venv install build test test-c test-py demo bench lint catalog clean fuzz
+.PHONY: all venv install build test test-c test-py test-spark demo bench lint catalog clean fuzz FORCE
 
 all: test
 
@@ -15,17 +19,35 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 
-# Editable install with the test extras; rebuilt when the build inputs change.
-$(STAMP): $(PY) pyproject.toml setup.py xcomlog/_codec.pyx
+# Editable install of the package alone (runtime dependencies) with the compiled codec.
+$(BASE): $(PY) pyproject.toml setup.py xcomlog/_codec.pyx
 	$(PY) -m pip install --quiet cython numpy
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e .
 	$(PY) setup.py --quiet build_ext --inplace
+	touch $(BASE)
+
+# ... plus the test and dev extras; rebuilt when the build inputs change.
+$(STAMP): $(BASE)
+	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
 venv install: $(STAMP)
 
-build: $(STAMP)
+# The compiled codec, rebuilt only when its inputs change (or the module is missing):
+# a second `make build`, `make test` or `make demo` on an unchanged checkout runs no compiler.
+$(BUILT): $(BASE) setup.py xcomlog/_codec.pyx $(if $(CODEC_SO),,FORCE)
 	$(PY) setup.py --quiet build_ext --inplace
+	touch $@
+
+build: $(STAMP) $(BUILT)
+
+# pandas and matplotlib for the demo's plot, installed once (pip is not run again);
+# the demo needs neither the test nor the dev extras.
+$(ANALYSIS): $(BASE)
+	$(PY) -m pip install --quiet -e '.[analysis]'
+	touch $@
+
+FORCE:
 
 # The whole suite twice: once on the compiled codec, once on the pure-Python twin.
 test: build
@@ -38,8 +60,13 @@ test-c: build
 test-py: build
 	XCOMLOG_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
-demo: build
-	$(PY) -m pip install --quiet -e '.[analysis]'
+# The Spark tests (PySpark in local mode; Java from Debian when it is missing).
+test-spark: build
+	$(PY) -m pip install --quiet -e '.[spark]'
+	sh tools/ensure_java.sh
+	$(PY) -m pytest -q tests/test_spark.py
+
+demo: $(BUILT) $(ANALYSIS)
 	$(BIN)/xcomlog demo --out $(DEMO_OUT)
 
 bench: build

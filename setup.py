@@ -1,15 +1,54 @@
-"""Build the compiled codec (``xcomlog._codec``) unless XCOMLOG_NO_EXTENSIONS is set."""
+"""Build the compiled codec (``xcomlog._codec``) unless XCOMLOG_NO_EXTENSIONS is set.
+
+Without a working C compiler (a bare Raspberry Pi OS, ``CC=false``) or without Cython the
+build goes on with the pure-Python codec (``xcomlog._codec_py``: same results, slower)
+and says so in one warning, as msgpack and yarl do. ``python -m build`` on a machine with
+a compiler makes a wheel that carries the compiled codec.
+"""
 
 import os
+import sys
 
-import numpy
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
-ext_modules = []
-if os.environ.get("XCOMLOG_NO_EXTENSIONS", "") in ("", "0"):
-    from Cython.Build import cythonize
+FALLBACK_WARNING = (
+    "WARNING: xcomlog: the compiled codec could not be built ({reason}); "
+    "installing the pure-Python codec instead (same results, slower). "
+    "Install a C compiler (e.g. apt install build-essential) and reinstall for the fast one."
+)
 
-    ext_modules = cythonize(
+
+def _warn(reason: str) -> None:
+    print(FALLBACK_WARNING.format(reason=reason), file=sys.stderr)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that falls back to pure Python instead of failing the install."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # no compiler at all (DistutilsPlatformError...)
+            _warn(f"{type(exc).__name__}: {exc}")
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # the compiler failed (CompileError, LinkError...)
+            _warn(f"{type(exc).__name__}: {exc}")
+
+
+def _extensions():
+    if os.environ.get("XCOMLOG_NO_EXTENSIONS", "") not in ("", "0"):
+        return []
+    try:
+        import numpy
+        from Cython.Build import cythonize
+    except ImportError as exc:
+        _warn(f"{exc.name} is not installed")
+        return []
+    return cythonize(
         [
             Extension(
                 "xcomlog._codec",
@@ -22,4 +61,5 @@ if os.environ.get("XCOMLOG_NO_EXTENSIONS", "") in ("", "0"):
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
     )
 
-setup(ext_modules=ext_modules)
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

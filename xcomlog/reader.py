@@ -32,6 +32,9 @@ from .dataset import (
     read_live_segment,
 )
 from .protocol import device_name, parse_device
+from .storage.file_listing import TableFiles, list_table_files
+from .storage.filesystem import DatasetLocation, is_uri, open_location
+from .storage.fleet_layout import drop_doubles
 
 if TYPE_CHECKING:  # pandas is optional at run time (the ``analysis`` extra)
     import pandas as pd
@@ -190,6 +193,64 @@ def dataset_files(
     return files
 
 
+def _locate(path: str | os.PathLike, table: str) -> tuple[DatasetLocation, str, object]:
+    """(filesystem location, path of the table folder in it, dataset root for the labels)
+    of a dataset given as a folder (or its table folder) or as a URI."""
+    if not is_uri(path):
+        table_dir = _table_dir(Path(path), table)
+        location = open_location(table_dir.parent)
+        return location, location.path(table_dir.name), table_dir.parent
+    location = open_location(path)
+    if not location.is_dir(location.base):
+        raise FileNotFoundError(f"no dataset at {path}")
+    return location, location.path(table), location
+
+
+def _read_files(
+    location: DatasetLocation,
+    files: TableFiles,
+    table_dir: str,
+    table: str,
+    expr,
+    sites: list[str] | None,
+) -> tuple[pa.Table, list]:
+    """The rows of both layouts' files matching ``expr`` (plus a ``site`` column)."""
+    schema = SCHEMAS[table]
+    columns = [*schema.names, "site"]
+    tables, fragments = [], []
+    if files.home:
+        dataset = ds.dataset(
+            files.home,
+            filesystem=location.filesystem,
+            schema=pa.schema(list(schema) + list(_PARTITION_SCHEMA)),
+            format="parquet",
+            partitioning=ds.partitioning(_PARTITION_SCHEMA, flavor="hive"),
+            partition_base_dir=table_dir,
+        )
+        tables.append(dataset.to_table(filter=expr, columns=columns))
+        fragments = list(dataset.get_fragments())
+    if files.fleet:
+        date_schema = pa.schema([_PARTITION_SCHEMA.field("date")])
+        dataset = ds.dataset(
+            files.fleet,
+            filesystem=location.filesystem,
+            schema=pa.schema([_PARTITION_SCHEMA.field("site"), *schema, *date_schema]),
+            format="parquet",
+            partitioning=ds.partitioning(date_schema, flavor="hive"),
+            partition_base_dir=table_dir,
+        )
+        fleet_expr = expr
+        if sites is not None:
+            in_sites = pc.field("site").isin(pa.array([str(s) for s in sites], pa.string()))
+            fleet_expr = in_sites if expr is None else expr & in_sites
+        tables.append(dataset.to_table(filter=fleet_expr, columns=columns).select(columns))
+    if not tables:
+        empty = pa.schema(list(schema) + [_PARTITION_SCHEMA.field("site")])
+        return pa.Table.from_batches([], schema=empty), fragments
+    arrow = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return arrow, fragments
+
+
 def _journal_rows(
     root: Path, table: str, sites: list | None, start, end, tz: str | None
 ) -> tuple[set[Path], list[pa.Table]]:
@@ -291,17 +352,17 @@ def read(
         )  # fmt: skip
     _pandas()
     _check_table(table)
-    root_path = Path(path)
     if table == DATAPOINTS_TABLE:
-        return read_datapoints(root_path, site=site)
-    table_dir = _table_dir(root_path, table)
-    root = table_dir.parent
-    _check_sites(root, _as_list(site, "site"))
+        return read_datapoints(path, site=site)
+    location, table_dir, root = _locate(path, table)
+    if location.local and not any((Path(root) / table).glob("date=*")):  # home layout
+        _check_sites(root, _as_list(site, "site"))
     schema = SCHEMAS[table]
-    full_schema = pa.schema(list(schema) + list(_PARTITION_SCHEMA))
     t0, t1 = to_utc(start, name="start", tz=tz), to_utc(end, name="end", tz=tz)
     if t0 is not None and t1 is not None and t1 <= t0:
         raise ValueError(f"end ({t1}) must be after start ({t0})")
+    first, last = _day_bounds(start, end, tz)
+    sites = _as_list(site, "site")
 
     numbers_list = _as_list(numbers, "numbers")
     address_list = _as_list(addresses, "addresses")
@@ -329,29 +390,23 @@ def read(
     columns = [*schema.names, "site"]
     for attempt in range(3):  # a day merge or a compaction may remove a file meanwhile
         try:
-            covered, journal = _journal_rows(root, table, _as_list(site, "site"), start, end, tz)
-            files = dataset_files(root_path, table, site=site, start=start, end=end, tz=tz)
-            files = [f for f in files if f not in covered]
-            if files:
-                dataset = ds.dataset(
-                    [str(f) for f in files],
-                    schema=full_schema,
-                    format="parquet",
-                    partitioning=ds.partitioning(_PARTITION_SCHEMA, flavor="hive"),
-                    partition_base_dir=str(table_dir),
-                )
-                parts = [dataset.to_table(filter=expr, columns=columns)]
-                fragments = list(dataset.get_fragments())
-            else:
-                parts = [pa.Table.from_batches([], schema=pa.schema(list(schema) + [_SITE]))]
-                fragments = []
+            covered, journal = set(), []
+            if location.local:  # a remote dataset's journals are on its writers' disks
+                covered, journal = _journal_rows(root, table, sites, start, end, tz)
+            covered_paths = {str(Path(p).absolute()) for p in covered}
+            files = list_table_files(location, table_dir, sites, first, last)
+            files.home = [f for f in files.home if f not in covered_paths]
+            arrow, fragments = _read_files(location, files, table_dir, table, expr, sites)
             break
         except FileNotFoundError:
             if attempt == 2:
                 raise
+    parts = [arrow]
     for rows in journal:
         parts.append(ds.dataset(rows).to_table(filter=expr, columns=columns))
     arrow = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
+    if files.may_overlap:  # a merge's or compaction's result and its sources, for a moment
+        arrow = drop_doubles(arrow, table)
     if table == "values":
         df = arrow.to_pandas()
     else:  # nullable address/number stay integers (pandas' UInt16) instead of floats
@@ -379,12 +434,17 @@ def read_datapoints(
     """The names, units and families of the datapoints of one or more sites (one row per
     site, address and number), from ``OUT/datapoints``."""
     pd = _pandas()
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"no dataset at {root}")
+    location = open_location(path)
+    if not location.is_dir(location.base):
+        raise FileNotFoundError(f"no dataset at {path}")
+    root = Path(location.base) if location.local else location
     sites = _as_list(site, "site")
     if sites is None:
-        sites = sorted(p.name[5:] for p in (root / DATAPOINTS_TABLE).glob("site=*"))
+        sites = sorted(
+            i.base_name[5:]
+            for i in location.list_dir(location.path(DATAPOINTS_TABLE))
+            if i.base_name.startswith("site=")
+        )
     frames = []
     for s in sites:
         labels = read_labels(root, s)

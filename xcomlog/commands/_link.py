@@ -10,10 +10,19 @@ transport (or raises ValidationError naming the mistake). ``add_client_options``
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
-from ..links import DEFAULT_OPEN_TIMEOUT
-from ..protocol import RESPONSE_TIMEOUT_S
+from ..options import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    MAX_BAUD,
+    MAX_CONNECT_TIMEOUT_S,
+    MAX_RETRIES,
+    MAX_TIMEOUT_S,
+)
+from ._options import duration, integer, number
 
 LINK_OPTIONS = ("serial", "tcp", "listen", "udp")
 
@@ -40,11 +49,14 @@ def add_link_options(parser: argparse.ArgumentParser, *, required: bool = False)
         "--udp", metavar="HOST[:PORT]", help="Moxa in UDP mode (requests to PORT, default 4002)"
     )
     group.add_argument(
-        "--baud", type=int, default=None, help="serial speed: 38400 (default) or 115200"
+        "--baud",
+        type=integer("--baud", 1, MAX_BAUD),
+        default=None,
+        help="serial speed: 38400 (default) or 115200",
     )
     group.add_argument(
         "--reply-port",
-        type=int,
+        type=integer("--reply-port", 1, 65535),
         default=None,
         metavar="PORT",
         help="local UDP port the Moxa sends answers to (default 4001)",
@@ -62,18 +74,24 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("requests")
     group.add_argument(
         "--timeout",
-        type=float,
-        default=RESPONSE_TIMEOUT_S,
-        help=f"seconds to wait for each answer ({RESPONSE_TIMEOUT_S:g})",
+        type=duration("--timeout", maximum=MAX_TIMEOUT_S),
+        default=DEFAULT_TIMEOUT_S,
+        metavar="DURATION",
+        help=f"how long to wait for each answer ({DEFAULT_TIMEOUT_S:g}s; e.g. 500ms, 5s)",
     )
-    group.add_argument("--retries", type=int, default=2, help="extra tries after a timeout (2)")
+    group.add_argument(
+        "--retries",
+        type=integer("--retries", 0, MAX_RETRIES),
+        default=DEFAULT_RETRIES,
+        help=f"extra tries after a timeout, 0-{MAX_RETRIES} ({DEFAULT_RETRIES})",
+    )
     group.add_argument(
         "--connect-timeout",
-        type=float,
-        default=DEFAULT_OPEN_TIMEOUT,
-        metavar="SECONDS",
+        type=duration("--connect-timeout", maximum=MAX_CONNECT_TIMEOUT_S),
+        default=DEFAULT_CONNECT_TIMEOUT_S,
+        metavar="DURATION",
         help="how long to wait for the link (with --listen: for the Moxa to connect) "
-        f"({DEFAULT_OPEN_TIMEOUT:g})",
+        f"({DEFAULT_CONNECT_TIMEOUT_S:g}s)",
     )
     group.add_argument(
         "--quiet-window",
@@ -90,7 +108,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--duty-cycle",
-        type=float,
+        type=number("--duty-cycle", 0.0, 1.0, low_open=True),
         default=None,
         metavar="F",
         help="polite mode: largest fraction of time the link is busy with us (0-1)",
@@ -132,7 +150,38 @@ def _host_port(value: str, option: str, default_port: int | None, example: str) 
 
 
 def link_url(args: argparse.Namespace) -> str | None:
-    """The transport URL the link options describe, None if none was given."""
+    """The transport URL the link options describe, None if none was given.
+
+    Every part is checked here (hosts, ports, a pyserial URL's scheme), with the same
+    rules as a TOML ``link`` (``logger.config.check_link_url``).
+    """
+    url = _link_url(args)
+    if url is not None:
+        from ..logger.config import check_link_url
+
+        option = "--" + next(name for name in LINK_OPTIONS if getattr(args, name, None))
+        _checked(check_link_url, url, option)
+    return url
+
+
+def _checked(check: Any, value: str, option: str) -> Any:
+    """Run a config check; its ConfigError becomes the CLI's ValidationError for ``option``."""
+    from ..exceptions import ConfigError
+
+    try:
+        return check(value, option)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def check_host(text: str, where: str) -> str:
+    """A host of a link option (an IP address or a host name)."""
+    from ..logger.config import check_host as check
+
+    return check(text, where)
+
+
+def _link_url(args: argparse.Namespace) -> str | None:
     from ..links import DEFAULT_TCP_PORT, DEFAULT_UDP_PORT, DEFAULT_UDP_REPLY_PORT
     from ..protocol import DEFAULT_BAUDRATE, FAST_BAUDRATE
 
@@ -173,12 +222,14 @@ def link_url(args: argparse.Namespace) -> str | None:
             _fail(f"--tcp needs a host: HOST:PORT, got {value!r}")
         return f"tcp://{_url_host(host)}:{port}"
     if kind == "listen":
-        if value.strip().isdigit():
+        if re.fullmatch(r"\s*[+-]?\d+\s*", value):  # a bare port, maybe a negative one
             host, port = "0.0.0.0", _port(value.strip(), "--listen")
         else:
             host, port = _host_port(value, "--listen", DEFAULT_TCP_PORT, "0.0.0.0:4001")
         url = f"listen://{_url_host(host or '0.0.0.0')}:{port}"
         if allow:
+            for address in allow.split(","):
+                _checked(check_host, address, "--allow")
             url += f"?allow={allow}"
         return url
     host, port = _host_port(value, "--udp", DEFAULT_UDP_PORT, "192.168.1.50:4002")
@@ -233,8 +284,8 @@ def client_from_args(args: argparse.Namespace, **options: Any) -> Any:
     """An (unopened) XcomClient on the link, with the request options."""
     from ..client import XcomClient
 
-    timeout = getattr(args, "timeout", RESPONSE_TIMEOUT_S)
-    retries = getattr(args, "retries", 2)
+    timeout = getattr(args, "timeout", DEFAULT_TIMEOUT_S)
+    retries = getattr(args, "retries", DEFAULT_RETRIES)
     if timeout is None or timeout <= 0:
         _fail(f"--timeout must be positive, got {timeout}")
     if retries is None or retries < 0:

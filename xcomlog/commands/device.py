@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "  xcomlog read 3000 --device xt1 --tcp 192.168.1.50:4001\n"
             "  xcomlog read 3000 3005 'Battery cycle phase' --device xt1,xt2 --serial /dev/ttyUSB0\n"
             "  xcomlog read 1138 --prop max --device xt1 --udp 192.168.1.50 --json\n"
+            "  xcomlog read 3000 7002 --device xt1,bsp --tcp 192.168.1.50:4001\n"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -46,13 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--device",
         metavar="DEV[,DEV]",
         help="xt1..xt9, vt1.., vs1.., bsp, l1-l3, gateway or an address (default: the "
-        "datapoint family's first device)",
+        "datapoint family's first device); with several devices each number is read from "
+        "the devices whose family has it",
     )
     read.add_argument(
         "--prop",
         choices=sorted(_PROPERTIES),
         default="value",
-        help="parameter property: value (flash), unsaved (RAM), min, max or level",
+        help="parameter property: value (flash), unsaved (RAM), min, max or level "
+        "(user infos have only a value)",
     )
     add_device_command_options(read)
     read.set_defaults(func=run_read)
@@ -64,19 +67,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Write a parameter. The value goes to RAM (the 'unsaved value', lost at a "
             "restart) unless --flash is given: flash survives restarts but endures only "
             "about 1000 writes per parameter. The value is checked against the catalog "
-            "(format, range, options, level) before anything is sent."
+            "(format, range, options, level) before anything is sent. Signals (which act "
+            "at once, e.g. 'Restore factory settings') and parameters above the Basic (user) "
+            "level ask for confirmation on a terminal; scripts add --yes."
         ),
         epilog=(
             "examples:\n"
             "  xcomlog write 1138 12 --device xt1 --tcp 192.168.1.50:4001\n"
+            "  xcomlog write 1138 12 --device xt1,xt2 --tcp 192.168.1.50:4001\n"
             "  xcomlog write 1126 Yes --device xt --serial /dev/ttyUSB0   (all Xtenders)\n"
             "  xcomlog write 1107 16 --device xt1 --flash --udp 192.168.1.50\n"
+            "  xcomlog write 1143 46 --device xt --yes --tcp 192.168.1.50:4001   (Expert level)\n"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     write.add_argument("datapoint", metavar="DATAPOINT", help="parameter number or name")
     write.add_argument("value", metavar="VALUE", help="number, or an option label such as Yes")
-    write.add_argument("--device", metavar="DEV", help="device or multicast (xt, vt, vs) address")
+    write.add_argument(
+        "--device",
+        required=True,
+        metavar="DEV[,DEV]",
+        help="where the value goes (required): a device (xt1), a list (xt1,xt2) or every "
+        "device of a family in one multicast write (xt, vt, vs)",
+    )
+    write.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="do not ask before a signal or a parameter above the Basic level (for scripts)",
+    )
     write.add_argument("--flash", action="store_true", help="save in flash (limited write cycles)")
     write.add_argument(
         "--no-verify", action="store_true", help="do not read the value back after writing"
@@ -189,21 +208,74 @@ def _error_text(exc: Exception) -> str:
 # --- read ---------------------------------------------------------------------------------
 
 
+def read_targets(catalog: Any, queries: list[str], addresses: list[int | None]) -> list:
+    """(datapoint, address) pairs to read, device by device.
+
+    With one device (or none) every query must exist for it. With several, each query is
+    read from the devices whose family has it (``3000 7002 --device xt1,bsp``); a query
+    that no listed device has is an error.
+    """
+    from ..exceptions import CatalogError, ValidationError
+
+    if len(addresses) == 1:
+        return [resolve(catalog, query, addresses[0]) for query in queries]
+    targets: list[tuple[Any, int]] = []
+    found = dict.fromkeys(queries, False)
+    errors: dict[str, Exception] = {}
+    for address in addresses:
+        for query in queries:
+            try:
+                targets.append(resolve(catalog, query, address))
+                found[query] = True
+            except (CatalogError, ValidationError) as exc:
+                errors.setdefault(query, exc)
+    for query, ok in found.items():
+        if not ok:
+            raise ValidationError(
+                f"none of the devices {', '.join(_device_names(addresses))} has {query!r}: "
+                f"{errors[query]}"
+            )
+    return targets
+
+
+def _device_names(addresses: list[int | None]) -> list[str]:
+    from ..protocol import device_name
+
+    return [device_name(a) if a is not None else "?" for a in addresses]
+
+
+def format_value(catalog: Any, dp: Any, value: Any) -> str:
+    """A value as a person reads it: its option label, or the number at its unit's precision."""
+    from ..formatting import format_quantity
+
+    label = catalog.label(dp, value)
+    if label is not None:
+        return f"{label} ({int(float(value))})"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_quantity(value, dp.unit)
+    return catalog.format_value(dp, value)
+
+
 def run_read(args: argparse.Namespace) -> int:
     from ..catalog import load_catalog
-    from ..exceptions import DeviceError, XcomTimeout
+    from ..exceptions import DeviceError, ValidationError, XcomTimeout
     from ..protocol import AccessLevel, Property, device_name
+    from ._progress import note_quiet_window
 
     catalog = load_catalog()
     prop = Property[_PROPERTIES[args.prop]]
-    targets = [
-        resolve(catalog, query, address)
-        for address in _addresses(args.device)
-        for query in args.datapoints
-    ]
+    targets = read_targets(catalog, args.datapoints, _addresses(args.device))
+    if args.prop != "value":
+        infos = sorted({str(dp) for dp, _ in targets if dp.kind != "parameter"})
+        if infos:
+            raise ValidationError(
+                f"--prop {args.prop} applies to parameters only; user infos have just a value "
+                f"({', '.join(infos)})"
+            )
     rows: list[dict[str, Any]] = []
     failed = False
     with client_from_args(args, catalog=catalog) as client:
+        note_quiet_window(client)
         for dp, address in targets:
             row: dict[str, Any] = {
                 "device": device_name(address),
@@ -230,7 +302,7 @@ def run_read(args: argparse.Namespace) -> int:
                 else:
                     row["value"] = _jsonable(value)
                     row["label"] = catalog.label(dp, value)
-                    row["text"] = catalog.format_value(dp, value)
+                    row["text"] = format_value(catalog, dp, value)
             rows.append(row)
     if args.json:
         _emit_json(rows)
@@ -245,6 +317,62 @@ def run_read(args: argparse.Namespace) -> int:
 
 # --- write --------------------------------------------------------------------------------
 
+#: Parameter levels a write asks about (the Basic level is the owner's, "View only" is refused).
+CONFIRM_LEVELS = ("Expert", "Installer", "QSP")
+
+
+def needs_confirmation(dp: Any) -> bool:
+    """Signals act at once; Expert, Installer and QSP parameters are not the owner's to touch."""
+    return bool(dp.is_signal) or dp.level in CONFIRM_LEVELS
+
+
+def describe_write(dp: Any, value_text: str, targets: str, *, flash: bool) -> str:
+    """What a write will do, in words, for the confirmation."""
+    if dp.is_signal:
+        return (
+            f'send the {dp.level}-level signal {dp.number} "{dp.name}" to {targets}: '
+            "it acts at once and a restart does not undo it"
+        )
+    where = "flash (kept across restarts)" if flash else "RAM (until the next restart)"
+    return (
+        f'set the {dp.level}-level parameter {dp.number} "{dp.name}" to {value_text} '
+        f"on {targets}, in {where}"
+    )
+
+
+def confirm(action: str, *, yes: bool) -> bool:
+    """True to go on: ``--yes``, or a person typed y on the terminal.
+
+    Without a terminal and without ``--yes`` nothing is asked and the write is refused.
+    """
+    from ..exceptions import ValidationError
+
+    if yes:
+        return True
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise ValidationError(
+            f"refusing without confirmation to {action} (confirm on a terminal, or add --yes)"
+        )
+    # The question goes to stderr: stdout stays the command's output.
+    print(f"This will {action}.", file=sys.stderr)
+    print("Go on? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _targets_text(addresses: list[int]) -> str:
+    from ..catalog import FAMILY_NAMES
+    from ..protocol import device_name, family_of_address, is_multicast
+
+    words = []
+    for address in addresses:
+        family = family_of_address(address)
+        if is_multicast(address) and family is not None:
+            words.append(f"every {FAMILY_NAMES.get(family, family.value)} ({device_name(address)})")
+        else:
+            words.append(device_name(address))
+    return ", ".join(words)
+
 
 def run_write(args: argparse.Namespace) -> int:
     from ..catalog import load_catalog
@@ -252,38 +380,73 @@ def run_write(args: argparse.Namespace) -> int:
     from ..protocol import Property, device_name, is_multicast, is_phase
 
     catalog = load_catalog()
-    addresses = _addresses(args.device)
-    if len(addresses) != 1:
-        raise ValidationError("write takes one --device (use xt, vt or vs for all of a family)")
-    dp, address = resolve(catalog, args.datapoint, addresses[0])
-    if dp.kind != "parameter":
-        raise ValidationError(f"{dp} is a user info: it is read-only")
-    value = catalog.validate(dp, args.value)  # refuses before connecting
+    addresses = [a for a in _addresses(args.device) if a is not None]
+    if not addresses:
+        raise ValidationError(
+            "--device names no device: give one (xt1), a list (xt1,xt2) or a family (xt)"
+        )
+    if len(set(addresses)) != len(addresses):
+        raise ValidationError(f"--device lists a device twice: {args.device}")
+    writes = []
+    for address in addresses:
+        dp, address = resolve(catalog, args.datapoint, address)
+        if dp.kind != "parameter":
+            raise ValidationError(f"{dp} is a user info: it is read-only")
+        writes.append((dp, address, catalog.validate(dp, args.value)))  # refuses before connecting
+    dp, _, value = writes[0]
+    if dp.is_signal and args.flash:
+        raise ValidationError(f"{dp} is a signal: it acts at once, --flash does not apply")
+    value_text = format_value(catalog, dp, value)
+    if needs_confirmation(dp):
+        action = describe_write(dp, value_text, _targets_text(addresses), flash=args.flash)
+        if not confirm(action, yes=args.yes):
+            print("nothing was written", file=sys.stderr)
+            return 1
     prop = Property.VALUE_QSP if args.flash else Property.UNSAVED_VALUE_QSP
-    readback: Any = None
+    stored_in = "signal" if dp.is_signal else ("flash" if args.flash else "RAM")
+    results = []
+    from ._progress import note_quiet_window
+
     with client_from_args(args, catalog=catalog) as client:
-        client.write_param(dp.number, value, address, flash=args.flash)
-        if not args.no_verify and not (is_multicast(address) or is_phase(address)):
-            readback = client.read_param(dp.number, address, prop)
-    where = "flash" if args.flash else "RAM"
-    result = {
-        "device": device_name(address),
-        "address": address,
-        "family": dp.family.value,
-        "number": dp.number,
-        "name": dp.name,
-        "value": _jsonable(value),
-        "unit": dp.unit,
-        "stored_in": where,
-        "read_back": _jsonable(readback),
-    }
+        note_quiet_window(client)
+        for wdp, address, wvalue in writes:
+            client.write_param(wdp.number, wvalue, address, flash=args.flash)
+            readback: Any = None
+            if (
+                not args.no_verify
+                and not wdp.is_signal
+                and not (is_multicast(address) or is_phase(address))
+            ):
+                readback = client.read_param(wdp.number, address, prop)
+            results.append(
+                {
+                    "device": device_name(address),
+                    "address": address,
+                    "family": wdp.family.value,
+                    "number": wdp.number,
+                    "name": wdp.name,
+                    "value": _jsonable(wvalue),
+                    "unit": wdp.unit,
+                    "stored_in": stored_in,
+                    "read_back": _jsonable(readback),
+                }
+            )
     if args.json:
-        _emit_json(result)
+        _emit_json(results[0] if len(results) == 1 else results)
         return 0
-    print(f"{device_name(address)} {dp.number} {dp.name} = {catalog.format_value(dp, value)}")
-    if readback is not None:
-        print(f"  read back: {catalog.format_value(dp, readback)}")
-    if args.flash:
+    for (wdp, address, wvalue), result in zip(writes, results, strict=True):
+        name = f"{device_name(address)} {wdp.number} {wdp.name}"
+        if wdp.is_signal:
+            print(f"{name}: signal sent")
+        else:
+            print(f"{name} = {format_value(catalog, wdp, wvalue)}")
+        if result["read_back"] is not None:
+            print(f"  read back: {format_value(catalog, wdp, result['read_back'])}")
+        if is_multicast(address):
+            print(f"  sent to {_targets_text([address])} at once (a multicast is not read back)")
+    if dp.is_signal:
+        print("  it acted at once (RAM and flash do not apply to signals)")
+    elif args.flash:
         print("  saved in flash (it survives a restart; flash endures about 1000 writes)")
     else:
         print("  written to RAM only: a restart restores the saved value (use --flash to keep it)")
@@ -295,9 +458,12 @@ def run_write(args: argparse.Namespace) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     from ..exceptions import DeviceError, XcomTimeout
+    from ._progress import following, note_quiet_window, requests_sent
 
     with client_from_args(args) as client:
-        devices = client.scan(stop_at_gap=not args.all_addresses)
+        note_quiet_window(client)
+        with following(requests_sent(client), "scanning addresses", unit=" requests"):
+            devices = client.scan(stop_at_gap=not args.all_addresses)
         try:
             guid = str(client.read_guid())
         except (DeviceError, XcomTimeout):
@@ -358,8 +524,12 @@ def run_messages(args: argparse.Namespace) -> int:
     if args.count < 0:
         raise ValidationError("--count must be 0 (all) or more")
     since = _parse_when(args.since) if args.since else None
+    from ._progress import following, note_quiet_window, requests_sent
+
     with client_from_args(args) as client:
-        messages = client.read_messages(args.count or None, since=since)
+        note_quiet_window(client)
+        with following(requests_sent(client), "reading messages", unit=" messages"):
+            messages = client.read_messages(args.count or None, since=since)
     if args.json:
         _emit_json(
             [

@@ -32,7 +32,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ZONE",
         help="zone of the datalogger clock, e.g. Europe/Zurich (Etc/GMT-1 if it ignores DST)",
     )
-    parser.add_argument("--out", default="data", metavar="DIR", help="dataset folder (data)")
+    parser.add_argument(
+        "--out",
+        default="data",
+        metavar="DIR_OR_URI",
+        help="dataset folder or URI (s3://bucket/prefix?endpoint_override=HOST:PORT&scheme=http, "
+        "gs://, hdfs://, file://; default: data)",
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="DIR",
+        help="local working folder when --out is a URI: files are written there, then put "
+        "whole into the store (default: ~/.cache/xcomlog/journal/<hash of --out and import>)",
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -53,13 +65,19 @@ def run(args: argparse.Namespace) -> int:
     """Import, print the summary; exit code 0, 1 if a file failed, 2 for a bad path or option."""
     from ..exceptions import ConfigError, DatalogError
     from ..importer import import_paths
+    from ..storage.filesystem import default_journal_dir, is_uri, open_location
+    from ..storage.publisher import DatasetPublisher
 
+    out, target = args.out, None
     try:
+        if is_uri(args.out) or args.journal:  # written locally, then put whole into the store
+            target = open_location(args.out)
+            out = args.journal or default_journal_dir(f"{args.out}#import")
         summary = import_paths(
             args.paths,
             site=args.site,
             tz=args.tz,
-            out=args.out,
+            out=out,
             progress=not args.no_progress,
             force=args.force,
             phase_columns=args.phase_columns,
@@ -67,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, DatalogError) as exc:
         print(f"xcomlog import: error: {exc}", file=sys.stderr)
         return 2
+    if target is not None:
+        DatasetPublisher(out, target, writer_id="import").sync(retire=False)
+        summary.out = args.out
     details = 10_000 if getattr(args, "verbose", 0) else 10
     print(summary.format(details=details))
     return 0 if summary.ok else 1

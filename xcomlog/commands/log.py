@@ -7,7 +7,17 @@ import sys
 
 
 def register(subparsers) -> None:
+    from ..options import (
+        DEFAULT_FLUSH_INTERVAL_S,
+        DEFAULT_INTERVAL_S,
+        DEFAULT_PUBLISH_INTERVAL_S,
+        MAX_FLUSH_INTERVAL_S,
+        MAX_INTERVAL_S,
+        MAX_PUBLISH_INTERVAL_S,
+        MAX_RUN_S,
+    )
     from ._link import add_client_options, add_link_options
+    from ._options import duration
 
     parser = subparsers.add_parser(
         "log",
@@ -21,7 +31,7 @@ def register(subparsers) -> None:
         epilog=(
             "examples:\n"
             "  xcomlog log --tcp 192.168.1.50:4001 --out data/\n"
-            "  xcomlog log --serial /dev/ttyUSB0 --baud 115200 --points essential,bsp:7002 --interval 5s\n"
+            "  xcomlog log --serial /dev/ttyUSB0 --points essential,bsp:7002 --interval 5s\n"
             "  xcomlog log --config logger.toml\n"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -32,13 +42,32 @@ def register(subparsers) -> None:
     add_link_options(parser)
     add_client_options(parser)
     parser.add_argument(
-        "--out", metavar="DIR", help="dataset folder (default: data, or the file's 'out')"
+        "--out",
+        metavar="DIR_OR_URI",
+        help="dataset folder or URI: s3://bucket/prefix?endpoint_override=HOST:PORT&scheme=http, "
+        "gs://, hdfs://, file:// (default: data, or the file's 'out')",
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="DIR",
+        help="local folder for the crash journal and working files when --out is a URI or "
+        "shared by several writers (default: ~/.cache/xcomlog/journal/<hash of --out>)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=("home", "fleet"),
+        default=None,
+        help="home: a folder per site and day; fleet: a file per day and writer holding "
+        "every site (default: home, or the file's 'layout')",
     )
     parser.add_argument("--site", default="site", help="site name (a folder name) without --config")
     parser.add_argument(
         "--interval",
-        default="10s",
-        help="polling interval without --config (10s, 1min; 0 = back to back)",
+        type=duration("--interval", maximum=MAX_INTERVAL_S, positive=False),
+        default=DEFAULT_INTERVAL_S,
+        metavar="DURATION",
+        help=f"polling interval without --config ({DEFAULT_INTERVAL_S:g}s; e.g. 1s, 1min; "
+        "0 = back to back)",
     )
     parser.add_argument(
         "--points",
@@ -49,19 +78,26 @@ def register(subparsers) -> None:
     parser.add_argument("--devices", default="auto", help="auto (scan) or a list: xt1,xt2,vt1,bsp")
     parser.add_argument(
         "--flush-interval",
-        type=float,
+        type=duration("--flush-interval", maximum=MAX_FLUSH_INTERVAL_S),
         default=None,
-        help="seconds of rows at risk on a crash (default 10)",
+        metavar="DURATION",
+        help="rows at risk on a crash: how often the journal is written "
+        f"(default {DEFAULT_FLUSH_INTERVAL_S:g}s, or the file's flush_interval)",
     )
     parser.add_argument(
         "--publish-interval",
+        type=duration("--publish-interval", maximum=MAX_PUBLISH_INTERVAL_S),
         default=None,
         metavar="DURATION",
         help="plain Parquet readers (pandas, DuckDB) see rows at most this old "
-        "(default 1min; 10s, 5min)",
+        f"(default {DEFAULT_PUBLISH_INTERVAL_S:g}s, or the file's publish_interval; e.g. 10s, 5min)",
     )
     parser.add_argument(
-        "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
+        "--duration",
+        type=duration("--duration", maximum=MAX_RUN_S),
+        default=None,
+        metavar="DURATION",
+        help="stop after this long (e.g. 90s, 10min, 1h)",
     )
     parser.add_argument("--no-status", action="store_true", help="no live status line")
     parser.add_argument(
@@ -91,14 +127,12 @@ def build_config(args: argparse.Namespace):
             raise ConfigError(
                 "give either --config or a link option (--tcp, --serial...), not both"
             )
-        cfg = load_config(args.config, out=args.out)
+        cfg = load_config(args.config, out=args.out, journal=args.journal, layout=args.layout)
     else:
         if not url:
             raise ConfigError(
                 "nothing to log: give a link (--tcp HOST:PORT, --serial PORT, --listen, --udp) or --config FILE"
             )
-        if args.retries is None or args.retries < 0 or args.timeout is None or args.timeout <= 0:
-            raise ConfigError("--timeout must be > 0 and --retries >= 0")
         points = [p.strip() for p in args.points.split(",") if p.strip()]
         devices = (
             args.devices
@@ -115,6 +149,8 @@ def build_config(args: argparse.Namespace):
             timeout=args.timeout,
             retries=args.retries,
             connect_timeout=args.connect_timeout,
+            journal=args.journal,
+            layout=args.layout or "home",
         )
         polite = polite_from_args(args)
         if polite is not None:
@@ -123,20 +159,13 @@ def build_config(args: argparse.Namespace):
             site = dataclasses.replace(cfg.sites[0], polite=polite)
             cfg = dataclasses.replace(cfg, sites=(site,))
     if args.flush_interval is not None:
-        if args.flush_interval <= 0:
-            raise ConfigError("--flush-interval must be > 0")
         import dataclasses
 
         cfg = dataclasses.replace(cfg, flush_interval=args.flush_interval)
     if args.publish_interval is not None:
         import dataclasses
 
-        from ..logger.config import parse_duration
-
-        publish = parse_duration(args.publish_interval, "--publish-interval")
-        if not publish > 0:
-            raise ConfigError("--publish-interval must be > 0")
-        cfg = dataclasses.replace(cfg, publish_interval=publish)
+        cfg = dataclasses.replace(cfg, publish_interval=args.publish_interval)
     return cfg
 
 

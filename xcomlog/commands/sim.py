@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._options import number
+
 DEFAULT_TCP = "127.0.0.1:4001"  # the Moxa NPort's default data port
 
 
@@ -142,7 +144,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="refuse reads at multicast addresses, as the spec says",
     )
     sim.add_argument("--seed", type=int, default=0, help="seed of values and faults (default 0)")
-    sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    sim.add_argument(
+        "--speed",
+        type=number("--speed", 0.0, 1e6),
+        default=1.0,
+        help="simulated seconds per real second (0 to 1000000)",
+    )
     sim.add_argument(
         "--start", metavar="ISO-TIME", help="simulated start time, e.g. 2024-06-21T06:00Z"
     )

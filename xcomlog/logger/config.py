@@ -9,16 +9,37 @@ later, when the polling plan is compiled.
 
 from __future__ import annotations
 
-import math
+import importlib.util
+import ipaddress
 import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from ..exceptions import ConfigError
+from ..options import (
+    DEFAULT_BACKOFF_S,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_FLUSH_INTERVAL_S,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_PUBLISH_INTERVAL_S,
+    DEFAULT_RETRIES,
+    DEFAULT_ROTATE_INTERVAL_S,
+    DEFAULT_TIMEOUT_S,
+    MAX_BACKOFF_S,
+    MAX_BAUD,
+    MAX_CONNECT_TIMEOUT_S,
+    MAX_FLUSH_INTERVAL_S,
+    MAX_INTERVAL_S,
+    MAX_PUBLISH_INTERVAL_S,
+    MAX_RETRIES,
+    MAX_ROTATE_INTERVAL_S,
+    MAX_TIMEOUT_S,
+    parse_duration,
+)
 from ..protocol import ADDRESS_DTE, Family, Property, parse_device
 
 if sys.version_info >= (3, 11):
@@ -112,16 +133,6 @@ STATUS_POINTS: tuple[tuple[Family, int], ...] = (
 _FAMILY_WORDS: dict[str, Family] = {f.value: f for f in Family}
 _FAMILY_WORDS.update({"gateway": Family.RCC, "xcom": Family.RCC})
 
-DEFAULT_INTERVAL_S = 10.0
-DEFAULT_FLUSH_INTERVAL_S = 10.0
-DEFAULT_ROTATE_INTERVAL_S = 3600.0
-DEFAULT_PUBLISH_INTERVAL_S = 60.0  # plain Parquet readers see rows at most this old
-DEFAULT_TIMEOUT_S = 2.0  # specification section 3.7
-DEFAULT_RETRIES = 1
-DEFAULT_BACKOFF_S = (1.0, 60.0)  # first and largest reconnect delay
-DEFAULT_CONNECT_TIMEOUT_S = 10.0  # open a link; with listen://, wait this long for the Moxa
-
-
 # --- records ------------------------------------------------------------------------------
 
 
@@ -190,40 +201,125 @@ class SiteConfig:
 class LoggerConfig:
     """The whole logger: where to write and every site."""
 
-    out: Path
+    out: Path | str  # a folder, or a URI (s3://...) kept as text
     sites: tuple[SiteConfig, ...]
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_S
     rotate_interval: float = DEFAULT_ROTATE_INTERVAL_S
     publish_interval: float = DEFAULT_PUBLISH_INTERVAL_S
     source: str = "<options>"  # the file it came from, for messages
+    journal: Path | None = None  # local journal/working folder when publishing (fleets)
+    layout: str = "home"  # "home" (site=/date= folders) or "fleet" (storage/fleet_layout.py)
+    writer_id: str | None = None  # name of this writer in a shared dataset's file names
 
 
 # --- parsing helpers ----------------------------------------------------------------------
 
-_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
-_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0}
-_DURATION_UNITS.update({"h": 3600.0, "d": 86400.0})
+# --- hosts, ports and link URLs ---------------------------------------------------------------
+
+_HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}\.?$){_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?$")
 
 
-def parse_duration(value: object, where: str = "duration") -> float:
-    """Seconds from ``5``, ``0.5``, ``"500ms"``, ``"10s"``, ``"1min"``, ``"1h"`` or ``"1d"``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a duration, got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if not match:
+def check_host(text: str, where: str) -> str:
+    """An IPv4/IPv6 address or a DNS host name, else ConfigError naming ``where``."""
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return host
+    except ValueError:
+        pass
+    if ":" in host or not _HOSTNAME_RE.match(host):
+        raise ConfigError(
+            f"{where}: {text!r} is neither an IP address (192.168.1.50, ::1) nor a host name"
+        )
+    return host
+
+
+def check_port(value: object, where: str, *, low: int = 1) -> int:
+    """A port number ``low``..65535 (int or digits), else ConfigError naming ``where``."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"[+-]?\d{1,20}", text):
+        raise ConfigError(f"{where}: {value!r} is not a port number ({low}-65535)")
+    port = int(text)
+    if not low <= port <= 65535:
+        raise ConfigError(f"{where}: port {port} is out of range ({low}-65535)")
+    return port
+
+
+def _query_int(query: dict[str, str], key: str, where: str, low: int, high: int) -> None:
+    if key not in query:
+        return
+    text = query[key].strip()
+    if not re.fullmatch(r"\d{1,20}", text) or not low <= int(text) <= high:
+        raise ConfigError(f"{where}: {key}={query[key]!r} is out of range ({low}-{high})")
+
+
+def _pyserial_scheme(scheme: str) -> bool:
+    """True when pyserial has a URL handler for ``scheme`` (socket, rfc2217, loop...)."""
+    if not re.fullmatch(r"[a-z0-9_]+", scheme):
+        return False
+    try:
+        return importlib.util.find_spec(f"serial.urlhandler.protocol_{scheme}") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_link_url(url: str, where: str = "link") -> str:
+    """Check every part of a transport URL before anything opens; returns it unchanged.
+
+    Hosts are IP addresses or host names, ports 1-65535 (``listen://`` may use 0 for any
+    free port), ``reply_port`` 1-65535, ``baud`` 1-4000000, ``allow`` a list of hosts,
+    and a pyserial URL must use a scheme pyserial knows.
+    """
+    text = url.strip()
+    scheme, sep, rest = text.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        return text  # a bare serial device path
+    if scheme == "serial":
+        device, qmark, tail = rest.rpartition("?")
+        if qmark and tail.startswith(("baud=", "baudrate=")):
+            _query_int({"baud": tail.partition("=")[2]}, "baud", where, 1, MAX_BAUD)
+        else:
+            device = rest
+        if "://" in device:
+            check_link_url(device, where)
+        elif not device:
+            raise ConfigError(f"{where}: serial:// needs a device path, got {url!r}")
+        return text
+    if scheme not in ("tcp", "listen", "udp"):
+        if not _pyserial_scheme(scheme):
             raise ConfigError(
-                f"{where}: cannot read duration {value!r} (use seconds or e.g. '500ms', '10s', '5min', '1h')"
+                f"{where}: unknown link scheme {scheme!r} in {url!r} (use tcp://, listen://, "
+                "udp://, serial:// or a pyserial URL such as socket://, rfc2217://, loop://)"
             )
-        unit = match.group(2).lower() if match.group(2) else None
-        seconds = float(match.group(1)) * _DURATION_UNITS[unit]
-    else:
-        raise ConfigError(f"{where}: expected a duration, got {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(f"{where}: must be a finite duration >= 0, got {value!r}")
-    return seconds
+        return text
+    try:
+        parts = urlsplit(text)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, strict_parsing=False).items()}
+    except ValueError as exc:
+        raise ConfigError(f"{where}: cannot read {url!r}: {exc}") from None
+    from ..links import split_host_port
+
+    host, port_text = split_host_port(parts.netloc)
+    if parts.netloc.startswith("[") and "]" not in parts.netloc:
+        raise ConfigError(f"{where}: {url!r} opens an IPv6 address with [ but never closes it")
+    if host or scheme != "listen":
+        if not host:
+            raise ConfigError(f"{where}: {url!r} needs a host")
+        check_host(host, where)
+    if port_text:
+        check_port(port_text, where, low=0 if scheme == "listen" else 1)
+    elif scheme == "tcp":
+        raise ConfigError(f"{where}: {url!r} needs a port (tcp://HOST:PORT)")
+    _query_int(query, "reply_port", where, 1, 65535)
+    for i, allowed in enumerate(filter(None, query.get("allow", "").split(","))):
+        check_host(allowed, f"{where} allow[{i}]")
+    if "bind" in query and query["bind"]:
+        check_host(query["bind"], f"{where} bind")
+    return text
 
 
 def _family_word(word: str) -> Family | None:
@@ -303,14 +399,11 @@ def link_url(spec: object, where: str = "link") -> str:
     if isinstance(spec, str):
         text = spec.strip()
         if "://" in text:
-            scheme = text.split("://", 1)[0].lower()
-            if scheme not in ("tcp", "listen", "udp", "serial", "socket", "rfc2217", "loop"):
-                raise ConfigError(f"{where}: unknown link scheme {scheme!r} in {text!r}")
-            return text
+            return check_link_url(text, where)
         if text.startswith("/") or text.upper().startswith("COM"):
             return f"serial://{text}"
         if re.match(r"^[^:/\s]+:\d+$", text):
-            return f"tcp://{text}"
+            return check_link_url(f"tcp://{text}", where)
         raise ConfigError(
             f"{where}: cannot read link {text!r} (use tcp://HOST:PORT, listen://HOST:PORT, "
             "udp://HOST:PORT, serial:///dev/ttyUSB0 or a table)"
@@ -332,7 +425,7 @@ def link_url(spec: object, where: str = "link") -> str:
         if "reply_port" in spec:
             query.append(f"reply_port={_int(spec['reply_port'], f'{where}.reply_port', 1, 65535)}")
         url = f"{kind}://{quote(target, safe='/:.[]') if kind == 'serial' else target}"
-        return url + ("?" + "&".join(query) if query else "")
+        return check_link_url(url + ("?" + "&".join(query) if query else ""), where)
     raise ConfigError(f"{where}: expected a URL string or a table, got {spec!r}")
 
 
@@ -384,6 +477,9 @@ _TOP_KEYS = {
     "site",
     "group",
     "defaults",
+    "journal",
+    "layout",
+    "writer_id",
 }
 _DEFAULT_KEYS = _SITE_KEYS - {"name", "link", "group", "groups"}
 
@@ -396,8 +492,10 @@ def parse_group(table: Mapping, where: str) -> GroupConfig:
     name = str(table.get("name", "")).strip()
     if not name:
         raise ConfigError(f"{where}: a group needs a name")
-    interval = parse_duration(table.get("interval", DEFAULT_INTERVAL_S), f"{where}.interval")
-    offset = parse_duration(table.get("offset", 0), f"{where}.offset")
+    interval = parse_duration(
+        table.get("interval", DEFAULT_INTERVAL_S), f"{where}.interval", maximum=MAX_INTERVAL_S
+    )
+    offset = parse_duration(table.get("offset", 0), f"{where}.offset", maximum=MAX_INTERVAL_S)
     if interval and offset >= interval:
         raise ConfigError(f"{where}.offset: must be below the interval ({interval:g} s)")
     if "points" not in table:
@@ -499,10 +597,13 @@ def parse_site(
     names = [g.name for g in chosen]
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: group names must be unique, got {names}")
-    timeout = parse_duration(merged.get("timeout", DEFAULT_TIMEOUT_S), f"{where}.timeout")
-    if timeout <= 0:
-        raise ConfigError(f"{where}.timeout: must be > 0")
-    retries = _int(merged.get("retries", DEFAULT_RETRIES), f"{where}.retries", 0, 10)
+    timeout = parse_duration(
+        merged.get("timeout", DEFAULT_TIMEOUT_S),
+        f"{where}.timeout",
+        maximum=MAX_TIMEOUT_S,
+        positive=True,
+    )
+    retries = _int(merged.get("retries", DEFAULT_RETRIES), f"{where}.retries", 0, MAX_RETRIES)
     src = _int(merged.get("src", ADDRESS_DTE), f"{where}.src", 1, 99)
     messages = merged.get("messages", True)
     if not isinstance(messages, bool):
@@ -514,17 +615,18 @@ def parse_site(
         )
     polite = _parse_polite(merged.get("polite"), f"{where}.polite")
     connect_timeout = parse_duration(
-        merged.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S), f"{where}.connect_timeout"
+        merged.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S),
+        f"{where}.connect_timeout",
+        maximum=MAX_CONNECT_TIMEOUT_S,
+        positive=True,
     )
-    if connect_timeout <= 0:
-        raise ConfigError(f"{where}.connect_timeout: must be > 0")
     backoff = DEFAULT_BACKOFF_S
     if "backoff" in merged:
         pair = _str_list(merged["backoff"], f"{where}.backoff")
         if len(pair) != 2:
             raise ConfigError(f"{where}.backoff: expected [first, largest] reconnect delays")
-        first = parse_duration(pair[0], f"{where}.backoff[0]")
-        largest = parse_duration(pair[1], f"{where}.backoff[1]")
+        first = parse_duration(pair[0], f"{where}.backoff[0]", maximum=MAX_BACKOFF_S)
+        largest = parse_duration(pair[1], f"{where}.backoff[1]", maximum=MAX_BACKOFF_S)
         if not 0 < first <= largest:
             raise ConfigError(f"{where}.backoff: need 0 < first <= largest")
         backoff = (first, largest)
@@ -581,22 +683,25 @@ def config_from_dict(
             if site.name in seen:
                 raise ConfigError(f"{where}: two sites are named {site.name!r}")
             seen.add(site.name)
-        out = Path(str(data.get("out", "data"))).expanduser()
-        if not out.is_absolute() and base_dir is not None:
-            out = base_dir / out
+        out, journal, layout, writer_id = _storage_options(data, base_dir, where)
         flush = parse_duration(
-            data.get("flush_interval", DEFAULT_FLUSH_INTERVAL_S), f"{where}: flush_interval"
+            data.get("flush_interval", DEFAULT_FLUSH_INTERVAL_S),
+            f"{where}: flush_interval",
+            maximum=MAX_FLUSH_INTERVAL_S,
+            positive=True,
         )
         rotate = parse_duration(
-            data.get("rotate_interval", DEFAULT_ROTATE_INTERVAL_S), f"{where}: rotate_interval"
+            data.get("rotate_interval", DEFAULT_ROTATE_INTERVAL_S),
+            f"{where}: rotate_interval",
+            maximum=MAX_ROTATE_INTERVAL_S,
+            positive=True,
         )
         publish = parse_duration(
-            data.get("publish_interval", DEFAULT_PUBLISH_INTERVAL_S), f"{where}: publish_interval"
+            data.get("publish_interval", DEFAULT_PUBLISH_INTERVAL_S),
+            f"{where}: publish_interval",
+            maximum=MAX_PUBLISH_INTERVAL_S,
+            positive=True,
         )
-        if flush <= 0 or rotate <= 0 or publish <= 0:
-            raise ConfigError(
-                f"{where}: flush_interval, rotate_interval and publish_interval must be > 0"
-            )
     except ConfigError:
         raise
     return LoggerConfig(
@@ -606,11 +711,53 @@ def config_from_dict(
         rotate_interval=rotate,
         publish_interval=publish,
         source=source,
+        journal=journal,
+        layout=layout,
+        writer_id=writer_id,
     )
 
 
-def load_config(path: str | Path, *, out: str | Path | None = None) -> LoggerConfig:
-    """Read and check a TOML configuration file; ``out`` overrides its ``out`` folder."""
+def _storage_options(
+    data: Mapping[str, Any], base_dir: Path | None, where: str
+) -> tuple[Path | str, Path | None, str, str | None]:
+    """``out`` (a folder relative to ``base_dir``, or a URI such as s3://bucket/prefix kept
+    as text), ``journal`` (a local folder), ``layout`` and ``writer_id``."""
+    from ..storage.filesystem import is_uri
+    from ..storage.fleet_layout import LAYOUTS
+
+    def local(text: str) -> Path:
+        path = Path(text).expanduser()
+        return base_dir / path if not path.is_absolute() and base_dir is not None else path
+
+    raw_out = data.get("out", "data")
+    if not isinstance(raw_out, (str, Path)) or not str(raw_out).strip():
+        raise ConfigError(
+            f'{where}: out: expected a folder or URI (e.g. out = "data"), got {raw_out!r}'
+        )
+    text = str(raw_out)
+    out: Path | str = text if is_uri(text) else local(text)
+    journal = data.get("journal")
+    journal = local(str(journal)) if journal is not None else None
+    layout = str(data.get("layout", "home"))
+    if layout not in LAYOUTS:
+        raise ConfigError(f"{where}: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    writer_id = data.get("writer_id")
+    if writer_id is not None:
+        writer_id = str(writer_id)
+        if not writer_id or not all(c.isalnum() or c in "-_" for c in writer_id):
+            raise ConfigError(f"{where}: writer_id {writer_id!r}: use letters, digits, '-', '_'")
+    return out, journal, layout, writer_id
+
+
+def load_config(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    journal: str | Path | None = None,
+    layout: str | None = None,
+) -> LoggerConfig:
+    """Read and check a TOML configuration file; ``out``, ``journal`` and ``layout`` override
+    the file's."""
     path = Path(path)
     if tomllib is None:  # pragma: no cover - Python 3.10 without tomli
         raise ConfigError(
@@ -626,8 +773,13 @@ def load_config(path: str | Path, *, out: str | Path | None = None) -> LoggerCon
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     if out is not None:
         data["out"] = str(out)
+    for key, value in (("journal", journal), ("layout", layout)):
+        if value is not None:
+            data[key] = str(value)
     return config_from_dict(data, base_dir=path.parent, source=str(path))
 
 
@@ -639,17 +791,25 @@ def simple_config(
     interval: float | str = DEFAULT_INTERVAL_S,
     points: Sequence[str | int] = ("essential",),
     devices: Sequence[str] | str = "auto",
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | str = DEFAULT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
-    flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
+    flush_interval: float | str = DEFAULT_FLUSH_INTERVAL_S,
     messages: bool = True,
     polite: Mapping | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    connect_timeout: float | str = DEFAULT_CONNECT_TIMEOUT_S,
+    journal: str | Path | None = None,
+    layout: str = "home",
 ) -> LoggerConfig:
-    """The configuration of ``xcomlog log --tcp HOST:PORT --out DIR`` without a file."""
+    """The configuration of ``xcomlog log --tcp HOST:PORT --out DIR`` without a file.
+
+    Same names, defaults and duration syntax (``2``, ``"500ms"``, ``"1min"``) as the TOML
+    file and the command line (``xcomlog.options``).
+    """
     group = {"name": "main", "interval": interval, "points": list(points)}
     table: dict[str, Any] = {
         "out": str(out),
+        "layout": layout,
+        **({"journal": str(journal)} if journal is not None else {}),
         "flush_interval": flush_interval,
         "group": [group],
         "site": [

@@ -838,10 +838,13 @@ class Logger:
         self.config = config
         self._own_writer = writer is None
         if writer is None:
-            from ..dataset import DatasetWriter
+            from ..storage.published_writer import open_dataset_writer
 
-            writer = DatasetWriter(
+            writer = open_dataset_writer(
                 config.out,
+                journal=config.journal,
+                layout=config.layout,
+                writer_id=config.writer_id,
                 flush_interval=config.flush_interval,
                 rotate_interval=config.rotate_interval,
                 publish_interval=config.publish_interval,

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import TextIO
 
+from ..formatting import format_quantity
 from ..protocol import device_name
 
 
@@ -84,7 +85,7 @@ def _site_text(site, with_name: bool) -> str:
             continue
         value = stats.last[key][1]
         short = point.short or point.name[:12]
-        items.append(f"{device_name(point.address)} {short} {value:.4g}{point.unit}")
+        items.append(f"{device_name(point.address)} {short} {format_quantity(value, point.unit)}")
         if len(items) >= 4:
             break
     text = ", ".join(items) if items else stats.state

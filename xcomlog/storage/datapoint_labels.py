@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .layout import datapoints_path
+from .layout import DATAPOINTS_FILE, DATAPOINTS_TABLE, datapoints_path
 from .parquet_files import write_parquet_atomic
 from .table_schemas import DATAPOINTS_SCHEMA, META_DATAPOINTS, META_SITE, META_TABLE, META_VERSION
 
@@ -86,6 +86,15 @@ def labels_from_metadata(metadata: Mapping[bytes, bytes] | None) -> dict[tuple[i
 
 def read_labels(root: str | os.PathLike, site: str) -> dict[tuple[int, int], Label]:
     """The labels stored for one site (empty when none were written)."""
+    from .filesystem import DatasetLocation, is_uri, open_location
+
+    if isinstance(root, DatasetLocation) or is_uri(root):  # a dataset on object storage
+        location = root if isinstance(root, DatasetLocation) else open_location(root)
+        remote = location.path(DATAPOINTS_TABLE, f"site={site}", DATAPOINTS_FILE)
+        if not location.exists(remote):
+            return {}
+        with location.filesystem.open_input_file(remote) as f:
+            return normalize_labels(pq.read_table(f).to_pylist())
     path = datapoints_path(root, site)
     if not path.exists():
         return {}

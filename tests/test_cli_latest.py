@@ -1,0 +1,132 @@
+"""``xcomlog latest`` against a running logger: ``xcomlog sim`` and ``xcomlog log`` are
+real processes on loopback TCP, and ``latest`` reads the dataset while the logger writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("pandas")
+
+pytestmark = pytest.mark.timeout(120)
+
+XCOMLOG = [sys.executable, "-m", "xcomlog"]
+
+
+def latest(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*XCOMLOG, "latest", *argv], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def running_logger(tmp_path):
+    sim = subprocess.Popen(
+        [*XCOMLOG, "sim", "--tcp-server", "127.0.0.1:0", "--seed", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    logger = None
+    try:
+        address = sim.stdout.readline().strip()
+        assert ":" in address, sim.stderr.read()
+        out = tmp_path / "data"
+        logger = subprocess.Popen(
+            [
+                *XCOMLOG,
+                "log",
+                "--tcp",
+                address,
+                "--out",
+                str(out),
+                "--site",
+                "home",
+                "--devices",
+                "xt1,bsp",
+                "--points",
+                "essential",
+                "--interval",
+                "200ms",
+                "--flush-interval",
+                "300ms",
+                "--no-status",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        yield out, logger
+    finally:
+        for proc in (logger, sim):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(20)
+
+
+def test_latest_while_a_logger_writes(running_logger):
+    out, logger = running_logger
+    rows: list = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert logger.poll() is None, logger.stderr.read()
+        if out.is_dir():
+            proc = latest(str(out), "--site", "home", "--json")
+            assert proc.returncode == 0, proc.stderr
+            rows = json.loads(proc.stdout)
+            if {(r["device"], r["number"]) for r in rows} >= {("xt1", 3000), ("bsp", 7002)}:
+                break
+        time.sleep(0.3)
+    by_key = {(r["device"], r["number"]): r for r in rows}
+    voltage = by_key[("xt1", 3000)]
+    assert voltage["name"] == "Battery voltage" and voltage["unit"] == "V"
+    assert 40 < voltage["value"] < 70
+    assert voltage["age_s"] < 30
+    assert by_key[("bsp", 7002)]["unit"] == "%"
+    first_time = dt.datetime.fromisoformat(voltage["time"])
+    time.sleep(1.5)
+    proc = latest(str(out), "--json")
+    rows = json.loads(proc.stdout)
+    newer = dt.datetime.fromisoformat(
+        next(r for r in rows if (r["device"], r["number"]) == ("xt1", 3000))["time"]
+    )
+    assert newer > first_time, "the latest value moves on while the logger runs"
+    proc = latest(str(out))
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if " 3000 " in line)
+    assert "Battery voltage" in line and " V " in line and "ago" in line
+    assert "e-" not in proc.stdout  # no exponents
+
+
+def test_latest_watch_refreshes(running_logger):
+    out, _ = running_logger
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out / "datapoints").is_dir():
+        time.sleep(0.2)
+    proc = subprocess.Popen(
+        [*XCOMLOG, "latest", str(out), "--watch", "300ms", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        documents = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert all(isinstance(d, list) for d in documents)
+    assert len(documents) == 3
+
+
+def test_latest_errors_are_one_sentence(tmp_path):
+    proc = latest(str(tmp_path / "absent"))
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "no dataset" in proc.stderr
+    (tmp_path / "values").mkdir()
+    proc = latest(str(tmp_path), "--site", "nope")
+    assert proc.returncode == 1 and "no site 'nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
