@@ -183,3 +183,37 @@ def test_stop_ends_every_stage_in_process(tmp_path):
     assert logger.sites[0].stats.state == "stopped"
     kinds = list(read_table(tmp_path, "events")["kind"])
     assert kinds[0] == "start" and kinds[-1] == "stop" and "scan" not in kinds
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["scan"], ["read", "3000", "--device", "xt1"], ["files", "get", "--out", "{out}"]],
+    ids=["scan", "read", "files-get"],
+)
+def test_ctrl_c_stops_device_commands_without_a_traceback(tmp_path, command):
+    """Ctrl-C (SIGINT) ends a one-shot command waiting on a silent gateway at once."""
+    command = [word.replace("{out}", str(tmp_path / "files")) for word in command]
+    with SilentGateway() as gateway:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "xcomlog", *command, "--tcp", f"127.0.0.1:{gateway.port}"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            gateway.wait_for_requests(1)
+            time.sleep(0.3)
+        except BaseException:
+            proc.kill()
+            raise
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        took = time.monotonic() - t0
+    assert proc.returncode == 130, err
+    assert took < 2.0 and "Traceback" not in err
