@@ -32,7 +32,8 @@ class FaultConfig:
     leading_ff         probability that a 0xFF byte precedes a response
     foreign_frames     probability that a frame meant for another client precedes a response
     busy               probability of a SCOM_ERROR_GATEWAY_BUSY answer instead of the real one
-    restart_every_s    period of gateway restarts (restarted flag set, the response lost)
+    restart_every_s    period of gateway restarts (restarted flag set, the response lost),
+                       counted from the first request served
     disconnect_every_s period after which the link closes (TCP) or goes silent (pty, UDP)
     disconnect_s       how long the link stays down
     """
