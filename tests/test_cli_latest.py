@@ -74,7 +74,8 @@ def test_latest_while_a_logger_writes(running_logger):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert logger.poll() is None, logger.stderr.read()
-        if out.is_dir():
+        # the site exists once the logger has written its labels (the folder comes first)
+        if (out / "datapoints").is_dir():
             proc = latest(str(out), "--site", "home", "--json")
             assert proc.returncode == 0, proc.stderr
             rows = json.loads(proc.stdout)

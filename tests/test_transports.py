@@ -382,7 +382,8 @@ def test_udp_ignores_datagrams_from_another_port_of_the_gateway_host():
         link.close()
         # setups that answer from another port say so: answer_port=N (or any)
         link = open_transport(
-            f"udp://127.0.0.1:{gw_sock.getsockname()[1]}?reply_port=0&bind=127.0.0.1"
+            f"udp://127.0.0.1:{gw_sock.getsockname()[1]}"
+            f"?reply_port={free_port(socket.SOCK_DGRAM)}&bind=127.0.0.1"
             f"&answer_port={forger.getsockname()[1]}"
         )
         assert link.answer_port == forger.getsockname()[1]
@@ -391,7 +392,8 @@ def test_udp_ignores_datagrams_from_another_port_of_the_gateway_host():
         assert link.foreign_datagrams == 1  # now the request port's datagram is the stranger
         link.close()
         link = open_transport(
-            f"udp://127.0.0.1:{gw_sock.getsockname()[1]}?reply_port=0&answer_port=any"
+            f"udp://127.0.0.1:{gw_sock.getsockname()[1]}"
+            f"?reply_port={free_port(socket.SOCK_DGRAM)}&answer_port=any"
         )
         _forge_then_answer(link, gw_sock, forger, answer)
         assert link.receive(1.0) == answer and link.receive(1.0) == answer
@@ -422,6 +424,8 @@ def test_udp_answer_port_is_checked():
     for bad in ("x", "-1", "70000"):
         with pytest.raises(ValueError, match="answer_port"):
             open_transport(f"udp://127.0.0.1:4002?answer_port={bad}")
+    with pytest.raises(ValueError, match="answer_port"):
+        UdpTransport("127.0.0.1", 4002, answer_port="some")
 
 
 def test_udp_reply_port_in_use_is_a_link_error():
@@ -584,7 +588,7 @@ def test_async_many_links_concurrently():
 
     rounds = asyncio.run(main())
     assert len(rounds) == 40
-    assert all(r == {(101, 3000): 12.359375, (102, 3000): 12.5} for r in rounds)
+    assert all(r == {(3000, 101): 12.359375, (3000, 102): 12.5} for r in rounds)
 
 
 def test_async_tcp_server_allow_list_and_replacement():

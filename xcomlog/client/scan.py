@@ -11,8 +11,11 @@ from ..engine import (
 )
 from ..exceptions import (
     DeviceError,
+    LinkError,
     XcomError,
+    XcomTimeout,
 )
+from ..models import IDENTIFICATION_INFOS, DeviceType, describe_device
 from ..protocol import (
     FAMILY_ADDRESSES,
     ErrorCode,
@@ -36,6 +39,20 @@ class DeviceInfo(NamedTuple):
     firmware: str | None  # "1.6.30", from the catalog's version infos
     id_type: int | None  # the model code of the "ID type" info
     fid: int | None  # the unique factory id, when the device reports it
+    #: What the device is, from its identification infos (``xcomlog.models``), raw codes kept.
+    device_type: DeviceType | None = None
+
+    @property
+    def model(self) -> str:
+        """What the device is, for people: "XTH 8000-48", "VarioString VS-70", "BSP"."""
+        if self.device_type is None:
+            return describe_device(self.family, {}).description
+        return self.device_type.description
+
+
+def _is_link_problem(exc: Exception) -> bool:
+    """A timeout or a dead link: not a device that lacks an info."""
+    return isinstance(exc, (XcomTimeout, LinkError))
 
 
 def _version(msb: float, lsb: float) -> str:
@@ -66,6 +83,7 @@ class ScanOperations:
             _multicast, first, last = FAMILY_ADDRESSES[family]
             for address in range(first, last + 1):
                 values: dict[str, Any] = {}
+                codes: dict[int, float] = {}  # identification infos by number
                 present = True
                 for key, dp in infos.items():
                     if dp is None:
@@ -83,6 +101,7 @@ class ScanOperations:
                         values[key] = self.catalog.decode(dp, frame.data)
                     except XcomError:
                         continue
+                    codes[dp.number] = values[key]
                 if not present:
                     if stop_at_gap:
                         break
@@ -103,8 +122,38 @@ class ScanOperations:
                     if (yield from self._answers_bms_info(address)):
                         found_family = Family.XCOM_CAN_BMS
                 name = "bms" if found_family is Family.XCOM_CAN_BMS else device_name(address)
-                devices.append(DeviceInfo(address, found_family, name, firmware, id_type, fid))
+                codes.update((yield from self._identification(found_family, address, codes)))
+                kind = describe_device(found_family, codes)
+                devices.append(
+                    DeviceInfo(address, found_family, name, firmware, id_type, fid, kind)
+                )
         return devices
+
+    def _identification(
+        self, family: Family, address: int, known: dict[int, float]
+    ) -> Operation[dict[int, float]]:
+        """The identification infos of ``family`` (``models.IDENTIFICATION_INFOS``) not yet
+        read from ``address``; an info the device refuses is left out."""
+        codes: dict[int, float] = {}
+        for number in IDENTIFICATION_INFOS.get(family, ()):
+            if number in known:
+                continue
+            found = [dp for dp in self.catalog.find(number) if dp.family is family]
+            if not found or found[0].format is None:
+                continue
+            try:
+                frame = yield from self._read_property(
+                    ObjectType.USER_INFO, number, Property.VALUE, address
+                )
+                codes[number] = self.catalog.decode(found[0], frame.data)
+            except (DeviceError, XcomError) as exc:
+                if isinstance(exc, DeviceError) or not _is_link_problem(exc):
+                    log.debug(
+                        "%s: no identification info %d (%s)", device_name(address), number, exc
+                    )
+                    continue
+                raise
+        return codes
 
     def _answers_bms_info(self, address: int) -> Operation[bool]:
         """True if ``address`` answers an info only the Xcom-CAN BMS has."""

@@ -54,11 +54,18 @@ def open_transport(url: str) -> Transport:
 
     ``serial:///dev/ttyUSB0?baud=115200``, ``/dev/ttyUSB0``, ``rfc2217://host:port``,
     ``socket://host:port`` and other pyserial URLs, ``tcp://HOST:PORT``,
-    ``listen://[HOST]:PORT?allow=IP,IP``, ``udp://HOST[:PORT]?reply_port=N&bind=IP&answer_port=any|N``.
+    ``listen://[HOST]:PORT?allow=IP,IP``,
+    ``udp://HOST[:PORT]?reply_port=N&bind=IP&answer_port=any|N``.
+    Every part is checked first with the rules of the CLI and the TOML file
+    (``logger.config.check_link_url``): a ConfigError (a ValueError) names the mistake.
     """
     text = url.strip()
     if not text:
         raise ValueError("empty transport URL")
+    # Imported here: xcomlog.logger imports this package (no cycle at import time).
+    from ..logger.config import check_link_url
+
+    check_link_url(text, "transport URL")
     if "://" not in text:
         return SerialTransport(text)
     parts = urlsplit(text)

@@ -315,6 +315,8 @@ def check_link_url(url: str, where: str = "link") -> str:
     elif scheme == "tcp":
         raise ConfigError(f"{where}: {url!r} needs a port (tcp://HOST:PORT)")
     _query_int(query, "reply_port", where, 1, 65535)
+    if query.get("answer_port", "any") != "any":  # UDP: the port answers come from
+        _query_int(query, "answer_port", where, 1, 65535)
     for i, allowed in enumerate(filter(None, query.get("allow", "").split(","))):
         check_host(allowed, f"{where} allow[{i}]")
     if "bind" in query and query["bind"]:
