@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import free_port, stop_process
 
 USER, PASSWORD = "studer", "xtender-2024"
 
@@ -25,12 +26,6 @@ def mosquitto_path() -> str | None:
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)),
         None,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Mosquitto:
@@ -106,13 +101,7 @@ class Mosquitto:
         raise RuntimeError(f"mosquitto did not start: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 5)
         self.proc = None
 
 

@@ -11,6 +11,7 @@ import re
 import socket
 
 import pytest
+from processes import free_port
 
 pytest.importorskip("xcomlog.sim.links")
 
@@ -21,12 +22,6 @@ from xcomlog.protocol import ErrorCode  # noqa: E402
 from xcomlog.sim import Simulator  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_sim() -> Simulator:

@@ -4,12 +4,8 @@ once in ``events``, and still logs every value of its plan; the client falls bac
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from processes import run_xcomlog, sim_process
 from test_logger import LINKS, assert_dataset_matches, config
 from test_logger_support import Recorder, read_table, run_logger
 
@@ -18,8 +14,6 @@ from xcomlog.protocol import FAMILY_ADDRESSES, ErrorCode, Family, ObjectType
 from xcomlog.sim import Installation, Simulator
 
 pytestmark = pytest.mark.timeout(120)
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def old_gateway(seed: int) -> Simulator:
@@ -86,60 +80,14 @@ def test_logger_falls_back_to_single_reads_once(tmp_path, link, devices):
 
 def test_log_against_sim_gateway_version_1_6_50(tmp_path):
     """``xcomlog sim --gateway-version 1.6.50`` + ``xcomlog log``, two processes on loopback."""
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xcomlog",
-            "sim",
-            "--tcp-server",
-            "127.0.0.1:0",
-            "--gateway-version",
-            "1.6.50",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        address = sim.stdout.readline().strip()
-        assert address.startswith("127.0.0.1:"), sim.stderr.read()
-        log = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "xcomlog",
-                "log",
-                "--tcp",
-                address,
-                "--out",
-                str(tmp_path),
-                "--site",
-                "old",
-                "--devices",
-                "auto",
-                "--interval",
-                "0.5",
-                "--points",
-                "essential",
-                "--duration",
-                "4",
-                "--no-status",
-                "--flush-interval",
-                "0.5",
-            ],  # fmt: skip
-            cwd=REPO,
-            capture_output=True,
-            text=True,
+    with sim_process("--gateway-version", "1.6.50") as sim:
+        address = sim.address
+        log = run_xcomlog(
+            "log", "--tcp", address, "--out", str(tmp_path), "--site", "old",
+            "--devices", "auto", "--interval", "0.5", "--points", "essential",
+            "--duration", "4", "--no-status", "--flush-interval", "0.5",
             timeout=90,
-        )
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
+        )  # fmt: skip
     assert log.returncode == 0, log.stderr
     events = read_table(tmp_path, "events")
     assert (events["kind"] == "fallback").sum() == 1, list(events["kind"])

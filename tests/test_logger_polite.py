@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from processes import run_xcomlog, sim_process
 from test_engine import READ_3000, Clock, answer, drive, logger_session
 from test_logger import config
 from test_logger_support import Recorder, read_table, run_logger
@@ -205,68 +206,16 @@ def test_the_offset_follows_a_clock_change(tmp_path, monkeypatch):
 def test_log_command_quiet_clock_installation(tmp_path):
     """``xcomlog sim`` on UTC+05:00 and ``xcomlog log --quiet-clock installation``: two
     processes on loopback; the window is now in installation time, not in UTC."""
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parent.parent
     site = tmp_path / "site.toml"
     site.write_text('timezone = "Etc/GMT-5"\n')
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xcomlog",
-            "sim",
-            "--tcp-server",
-            "127.0.0.1:0",
-            "--config",
-            str(site),
-        ],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        address = sim.stdout.readline().strip()
-        assert address.startswith("127.0.0.1:"), sim.stderr.read()
+    with sim_process("--config", str(site)) as sim:
         window = window_around(utc_now() + dt.timedelta(hours=5))
         out = tmp_path / "data"
-        log = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "xcomlog",
-                "log",
-                "--tcp",
-                address,
-                "--out",
-                str(out),
-                "--devices",
-                "xt1,bsp",
-                "--interval",
-                "0.2",
-                "--duration",
-                "2",
-                "--no-status",
-                "--quiet-window",
-                window,
-                "--quiet-clock",
-                "installation",
-            ],  # fmt: skip
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
+        log = run_xcomlog(
+            "log", "--tcp", sim.address, "--out", str(out), "--devices", "xt1,bsp",
+            "--interval", "0.2", "--duration", "2", "--no-status",
+            "--quiet-window", window, "--quiet-clock", "installation",
+        )  # fmt: skip
     assert log.returncode == 0, log.stderr
     events = read_table(out, "events")
     kinds = list(events["kind"])

@@ -349,7 +349,7 @@ def test_refused_tls_handshake_is_a_clear_error(mosquitto_tls):
 
 
 def test_unreachable_broker_is_not_fatal():
-    from mqtt_broker import free_port
+    from processes import free_port
 
     asyncio.run(MqttBridge(settings(f"mqtt://127.0.0.1:{free_port()}")).check())
 

@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from processes import free_port
 from test_client_support import TcpPeer, default_gateway
 
 from xcomlog import codec
@@ -34,12 +35,6 @@ from xcomlog.protocol import ObjectType, Property, Service
 pytestmark = pytest.mark.timeout(30)
 
 REQUEST = codec.encode_request(Service.READ, ObjectType.USER_INFO, 3000, Property.VALUE, dst=101)
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- URLs -----------------------------------------------------------------------------------
