@@ -78,6 +78,14 @@ class _UdpConfig(_Link):
         log.debug("ignored a datagram from %s port %s", source[0], source[1])
         return False
 
+    def _resolve_peer(self) -> int:
+        """Resolve the gateway's address; the socket family that reaches it."""
+        self._peer_ip = _resolve_ip(self.host)
+        return socket.AF_INET6 if ":" in self._peer_ip else socket.AF_INET
+
+    def _bind_failed(self, exc: OSError) -> LinkError:
+        return LinkError(f"cannot receive UDP answers on port {self.reply_port}: {exc}")
+
     def stats(self) -> dict[str, int]:
         out = super().stats()
         out["foreign_datagrams"] = self.foreign_datagrams
@@ -93,19 +101,7 @@ class UdpTransport(_UdpConfig, Transport):
     ignored and counted (``answer_port`` names another source port, or ``"any"``).
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_UDP_PORT,
-        *,
-        reply_port: int = DEFAULT_UDP_REPLY_PORT,
-        bind_host: str = "",
-        answer_port: int | str | None = None,
-    ) -> None:
-        super().__init__(
-            host, port, reply_port=reply_port, bind_host=bind_host, answer_port=answer_port
-        )
-        self._sock: socket.socket | None = None
+    _sock: socket.socket | None = None
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -122,13 +118,12 @@ class UdpTransport(_UdpConfig, Transport):
     def open(self, timeout: float | None = None) -> None:
         if self._sock is not None:
             return
-        self._peer_ip = _resolve_ip(self.host)
+        family = self._resolve_peer()
         try:
-            family = socket.AF_INET6 if ":" in self._peer_ip else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.bind((self.bind_host, self.reply_port))
         except OSError as exc:
-            raise LinkError(f"cannot receive UDP answers on port {self.reply_port}: {exc}") from exc
+            raise self._bind_failed(exc) from exc
         self._sock = sock
         self.reply_port = sock.getsockname()[1]
         self.opens += 1
@@ -197,19 +192,7 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 class AsyncUdpTransport(_UdpConfig, AsyncTransport):
     """asyncio twin of ``UdpTransport``."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_UDP_PORT,
-        *,
-        reply_port: int = DEFAULT_UDP_REPLY_PORT,
-        bind_host: str = "",
-        answer_port: int | str | None = None,
-    ) -> None:
-        super().__init__(
-            host, port, reply_port=reply_port, bind_host=bind_host, answer_port=answer_port
-        )
-        self._transport: asyncio.DatagramTransport | None = None
+    _transport: asyncio.DatagramTransport | None = None
 
     @property
     def is_open(self) -> bool:
@@ -226,9 +209,8 @@ class AsyncUdpTransport(_UdpConfig, AsyncTransport):
         if self._transport is not None:
             return
         self._reset_buffer()
-        self._peer_ip = _resolve_ip(self.host)
+        family = self._resolve_peer()
         loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in self._peer_ip else socket.AF_INET
         try:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: _DatagramProtocol(self),
@@ -239,7 +221,7 @@ class AsyncUdpTransport(_UdpConfig, AsyncTransport):
                 family=family,
             )
         except OSError as exc:
-            raise LinkError(f"cannot receive UDP answers on port {self.reply_port}: {exc}") from exc
+            raise self._bind_failed(exc) from exc
         self._transport = transport
         self.reply_port = transport.get_extra_info("sockname")[1]
         self.opens += 1
