@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         MAX_RUN_S,
     )
     from ._link import add_client_options, add_link_options
-    from ._options import duration
+    from ._options import add_duration_option
 
     parser = subparsers.add_parser(
         "log",
@@ -61,11 +61,12 @@ def register(subparsers) -> None:
         "every site (default: home, or the file's 'layout')",
     )
     parser.add_argument("--site", default="site", help="site name (a folder name) without --config")
-    parser.add_argument(
+    add_duration_option(
+        parser,
         "--interval",
-        type=duration("--interval", maximum=MAX_INTERVAL_S, positive=False),
+        maximum=MAX_INTERVAL_S,
         default=DEFAULT_INTERVAL_S,
-        metavar="DURATION",
+        positive=False,
         help=f"polling interval without --config ({DEFAULT_INTERVAL_S:g}s; e.g. 1s, 1min; "
         "0 = back to back)",
     )
@@ -76,27 +77,27 @@ def register(subparsers) -> None:
         "all-parameters, 3000, bsp:7002, 'Battery voltage')",
     )
     parser.add_argument("--devices", default="auto", help="auto (scan) or a list: xt1,xt2,vt1,bsp")
-    parser.add_argument(
+    add_duration_option(
+        parser,
         "--flush-interval",
-        type=duration("--flush-interval", maximum=MAX_FLUSH_INTERVAL_S),
+        maximum=MAX_FLUSH_INTERVAL_S,
         default=None,
-        metavar="DURATION",
         help="rows at risk on a crash: how often the journal is written "
         f"(default {DEFAULT_FLUSH_INTERVAL_S:g}s, or the file's flush_interval)",
     )
-    parser.add_argument(
+    add_duration_option(
+        parser,
         "--publish-interval",
-        type=duration("--publish-interval", maximum=MAX_PUBLISH_INTERVAL_S),
+        maximum=MAX_PUBLISH_INTERVAL_S,
         default=None,
-        metavar="DURATION",
         help="plain Parquet readers (pandas, DuckDB) see rows at most this old "
         f"(default {DEFAULT_PUBLISH_INTERVAL_S:g}s, or the file's publish_interval; e.g. 10s, 5min)",
     )
-    parser.add_argument(
+    add_duration_option(
+        parser,
         "--duration",
-        type=duration("--duration", maximum=MAX_RUN_S),
+        maximum=MAX_RUN_S,
         default=None,
-        metavar="DURATION",
         help="stop after this long (e.g. 90s, 10min, 1h)",
     )
     parser.add_argument("--no-status", action="store_true", help="no live status line")
