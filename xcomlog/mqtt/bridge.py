@@ -322,10 +322,17 @@ class MqttBridge:
     def _publish_point(self, site: _Site, point: discovery.PointInfo) -> None:
         if point.kind == "parameter" and point.number in self.settings.writes:
             return  # published as a writable entity
-        dev = self._device(site, point.address)
+        self._publish_entity(site, self._device(site, point.address), point)
+
+    def _publish_entity(
+        self, site: _Site, dev: _Device, point: discovery.PointInfo, writable: dict | None = None
+    ) -> None:
+        """The discovery config of ``point``'s entity: a sensor, or a control with a
+        command topic when ``writable`` (``writable_info``) is given."""
         state = topics.state_topic(
             self.settings.prefix, site.name, dev.name, point.number, point.name
         )
+        command = {} if writable is None else {"command_topic": topics.command_topic(state)}
         component, config = discovery.entity_config(
             point,
             site=site.name,
@@ -334,6 +341,8 @@ class MqttBridge:
             device_info=self._device_info(site, dev),
             avail=self._avail(site, dev.name),
             version=self.version,
+            writable=writable,
+            **command,
         )
         self._publish_config(
             site, component, dev.name, topics.point_id(point.number, point.name), config
@@ -356,23 +365,7 @@ class MqttBridge:
                 point = discovery.PointInfo(address, number, dp.name, dp.unit, "parameter", options)
                 site.points.setdefault((address, number), point)
                 self._slot(site, address, number)
-                state = topics.state_topic(
-                    self.settings.prefix, site.name, dev.name, number, dp.name
-                )
-                component, config = discovery.entity_config(
-                    point,
-                    site=site.name,
-                    device=dev.name,
-                    state_topic=state,
-                    device_info=self._device_info(site, dev),
-                    avail=self._avail(site, dev.name),
-                    version=self.version,
-                    command_topic=topics.command_topic(state),
-                    writable=writable_info(dp),
-                )
-                self._publish_config(
-                    site, component, dev.name, topics.point_id(number, dp.name), config
-                )
+                self._publish_entity(site, dev, point, writable_info(dp))
 
     def _publish_gateway(self, site: _Site) -> None:
         """The gateway device: the site's latest message and its status."""
