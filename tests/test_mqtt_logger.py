@@ -45,6 +45,24 @@ def start_logger(link, out, broker_url, *extra):
     )
 
 
+def run_beside_logger(logger: Logger, body) -> None:
+    """Run ``logger`` in asyncio and ``await body()`` beside it; then stop and close it."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        run = asyncio.create_task(logger.run(stop))
+        try:
+            await body()
+        finally:
+            stop.set()
+            await run
+
+    try:
+        asyncio.run(main())
+    finally:
+        logger.close()
+
+
 def wait_retained(port: int, topic: str, want: bytes | None = None, timeout: float = 30.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -178,33 +196,24 @@ def test_broker_away_30_s_during_a_logger_run_leaves_no_gap(tmp_path, mosquitto,
     with Simulator(seed=33).serve_tcp("127.0.0.1", 0) as link:
         logger = logger_with_mqtt(link, out, mosquitto.url)
 
-        async def main() -> None:
-            stop = asyncio.Event()
-            run = asyncio.create_task(logger.run(stop))
-            try:
-                await wait_until(lambda: "home" in logger.mqtt.sites)
-                publisher = logger.mqtt.sites["home"].publisher
-                await wait_until(lambda: publisher.connected and publisher.sent > 20)
-                await asyncio.sleep(2.0)
-                await asyncio.to_thread(mosquitto.stop)
-                report["away_from"] = time.time()
-                await asyncio.sleep(30.0)
-                await asyncio.to_thread(mosquitto.start)  # same port, empty broker
-                report["back_at"] = time.time()
-                await wait_until(lambda: publisher.connected and publisher.pending == 0, 60)
-                report["connects"] = publisher.connects
-                # MQTT resumed: the latest values, read after the restart, reach the broker
-                await asyncio.sleep(3.0)
-                live = await retained(mosquitto.port, "xcomlog/home/#")
-                report["live_soc"] = live.get("xcomlog/home/bsp/7002_state_of_charge")
-            finally:
-                stop.set()
-                await run
+        async def beside() -> None:
+            await wait_until(lambda: "home" in logger.mqtt.sites)
+            publisher = logger.mqtt.sites["home"].publisher
+            await wait_until(lambda: publisher.connected and publisher.sent > 20)
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(mosquitto.stop)
+            report["away_from"] = time.time()
+            await asyncio.sleep(30.0)
+            await asyncio.to_thread(mosquitto.start)  # same port, empty broker
+            report["back_at"] = time.time()
+            await wait_until(lambda: publisher.connected and publisher.pending == 0, 60)
+            report["connects"] = publisher.connects
+            # MQTT resumed: the latest values, read after the restart, reach the broker
+            await asyncio.sleep(3.0)
+            live = await retained(mosquitto.port, "xcomlog/home/#")
+            report["live_soc"] = live.get("xcomlog/home/bsp/7002_state_of_charge")
 
-        try:
-            asyncio.run(main())
-        finally:
-            logger.close()
+        run_beside_logger(logger, beside)
     assert report["connects"] == 2
     assert report["live_soc"] is not None
     # the Parquet log has no gap: every 1 s interval of the run has its row, the broker's
@@ -230,28 +239,15 @@ def test_devices_carry_model_firmware_serial_and_writes_use_the_system_voltage(t
     with sim.serve_tcp("127.0.0.1", 0) as link:
         logger = logger_with_mqtt(link, out, mosquitto.url, writes=[1108])
 
-        async def main() -> None:
-            stop = asyncio.Event()
-            run = asyncio.create_task(logger.run(stop))
-            try:
-                await wait_until(lambda: logger.sites[0].stats.values > 0)
-                base = "xcomlog/home/xt1/1108_battery_undervoltage_level_without_load"
-                # 46 V is inside the 48 V range (36..72) but not the 24 V one (18..36)
-                results["48"] = await _command(
-                    mosquitto.port, base + "/set", "46", base + "/result"
-                )
-                results["24"] = await _command(
-                    mosquitto.port, base + "/set", "23", base + "/result"
-                )
-                results["configs"] = await retained(mosquitto.port, "homeassistant/#")
-            finally:
-                stop.set()
-                await run
+        async def beside() -> None:
+            await wait_until(lambda: logger.sites[0].stats.values > 0)
+            base = "xcomlog/home/xt1/1108_battery_undervoltage_level_without_load"
+            # 46 V is inside the 48 V range (36..72) but not the 24 V one (18..36)
+            results["48"] = await _command(mosquitto.port, base + "/set", "46", base + "/result")
+            results["24"] = await _command(mosquitto.port, base + "/set", "23", base + "/result")
+            results["configs"] = await retained(mosquitto.port, "homeassistant/#")
 
-        try:
-            asyncio.run(main())
-        finally:
-            logger.close()
+        run_beside_logger(logger, beside)
     assert logger.sites[0].system_voltage == 24
     assert results["48"]["ok"] is False and "18" in results["48"]["error"]
     assert results["24"]["ok"] is True
