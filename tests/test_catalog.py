@@ -7,6 +7,7 @@ import pickle
 import struct
 
 import pytest
+from catalog_support import BMS, BSP, RCC, VS, VT, XT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,16 +20,7 @@ from xcomlog.catalog import (
     read_catalog,
 )
 from xcomlog.exceptions import CatalogError, ValidationError, XcomError
-from xcomlog.protocol import AccessLevel, Family, Format, ObjectType
-
-XT, VT, VS, BSP, BMS, RCC = (
-    Family.XTENDER,
-    Family.VARIOTRACK,
-    Family.VARIOSTRING,
-    Family.BSP,
-    Family.XCOM_CAN_BMS,
-    Family.RCC,
-)
+from xcomlog.protocol import AccessLevel, Format, ObjectType
 
 
 @pytest.fixture(scope="module")
