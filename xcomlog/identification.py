@@ -22,6 +22,7 @@ without an info is no dead link), and a device that stops answering is not asked
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -29,8 +30,7 @@ from . import codec
 from .catalog import SYSTEM_VOLTAGES, load_catalog
 from .engine import ERROR, OK, Operation, Request, Session
 from .exceptions import DeviceError, ValidationError, XcomError
-from .models import _BATTERY_VOLTAGE_INFO as ID_BATTERY_VOLTAGE_INFOS
-from .models import IDENTIFICATION_INFOS, DeviceType, describe_device
+from .models import BATTERY_VOLTAGE_INFOS, IDENTIFICATION_INFOS, DeviceType, describe_device
 from .protocol import FAMILY_ADDRESSES, ErrorCode, Family, ObjectType, Property, Service
 
 log = logging.getLogger("xcomlog.identification")
@@ -51,7 +51,7 @@ _NAMED_INFOS = {
 SYSTEM_VOLTAGE_SOURCES: tuple[tuple[str, int, Family], ...] = (
     ("parameter", 10001, Family.VARIOTRACK),
     ("parameter", 6057, Family.BSP),
-    *(("id", number, family) for family, number in ID_BATTERY_VOLTAGE_INFOS.items()),
+    *(("id", number, family) for family, number in BATTERY_VOLTAGE_INFOS.items()),
     ("measured", 3000, Family.XTENDER),
     ("measured", 7000, Family.BSP),
 )
@@ -194,6 +194,14 @@ def _volts_in(text: object) -> int | None:
     return int(digits)
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, None for anything else (text, None, NaN)."""
+    try:
+        return float(value) if math.isfinite(float(value)) else None
+    except (TypeError, ValueError):
+        return None
+
+
 def system_voltage_from(kind: str, number: int, value: Any) -> int | None:
     """The system voltage one source's value says, None if it says nothing.
 
@@ -203,20 +211,18 @@ def system_voltage_from(kind: str, number: int, value: Any) -> int | None:
     """
     if kind == "parameter" and isinstance(value, str):
         return _volts_in(value)
-    try:
-        number_value = float(value)
-    except (TypeError, ValueError):
-        return None
-    if number_value != number_value:  # NaN
+    if kind == "id":  # what the device's identification says (xcomlog.models)
+        family = next((f for f, n in BATTERY_VOLTAGE_INFOS.items() if n == number), None)
+        info = BATTERY_VOLTAGE_INFOS[family or Family.XTENDER]
+        return describe_device(family or Family.XTENDER, {info: value}).battery_voltage
+    number_value = _finite(value)
+    if number_value is None:
         return None
     if kind == "parameter":
         for dp in load_catalog().find(number):
             if dp.options and int(number_value) in dp.options:
                 return _volts_in(dp.options[int(number_value)])
         return None
-    if kind == "id":
-        volts = int(round(number_value))
-        return volts if volts in SYSTEM_VOLTAGES else None
     if kind == "measured":
         if number_value <= 0:
             return None
@@ -234,7 +240,7 @@ def system_voltage_of(
     the system" setting (option code or label; "Automatic" defers), else the first of
     the devices' "ID batt voltage"s that is a system voltage."""
     said = [system_voltage_from("parameter", SYSTEM_VOLTAGE_SOURCES[0][1], s) for s in settings]
-    said += [system_voltage_from("id", 0, v) for v in battery_voltages]
+    said += [system_voltage_from("id", SYSTEM_VOLTAGE_SOURCES[2][1], v) for v in battery_voltages]
     return next((volts for volts in said if volts is not None), None)
 
 
@@ -256,7 +262,9 @@ def read_system_voltage(
         devices = [(FAMILY_ADDRESSES[family][1], family) for family in families]
     devices = list(devices)
     for kind, number, family in SYSTEM_VOLTAGE_SOURCES:
-        points = [dp for dp in catalog.find(number) if dp.family is family and dp.format]
+        points = [
+            dp for dp in catalog.find(number) if dp.family is family and dp.format is not None
+        ]
         if not points:
             continue
         for device in devices:
