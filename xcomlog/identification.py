@@ -145,6 +145,7 @@ def identify(
             break  # it stopped answering: what it said so far is what we know
         try:
             values[key] = catalog.decode(dp, data)
+            values.setdefault(str(dp.number), values[key])  # every code read, by number
         except XcomError:
             continue
     return identity_from_values(address, family, values)
