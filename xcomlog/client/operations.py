@@ -434,8 +434,11 @@ class ClientOperations(ScanOperations, FileTransferOperations, SystemVoltageOper
                     frame = yield from self._multi_info(batch)
                 except DeviceError as exc:
                     if exc.code in NO_MULTI_INFO_ERRORS and session.multi_info_supported is None:
-                        log.info(
-                            "the gateway has no multi-info service (%s): single reads", exc.name
+                        # said once per session: the gateway's firmware will not change
+                        log.warning(
+                            "the gateway has no multi-info service (%s; firmware before "
+                            "1.6.74): reading user infos one by one",
+                            exc.name,
                         )
                         session.multi_info_supported = False
                         break

@@ -100,6 +100,13 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         help="polite mode: windows of local time without requests (the portal uploads near midnight)",
     )
     group.add_argument(
+        "--quiet-clock",
+        choices=("local", "installation"),
+        default=None,
+        help="polite mode: the clock of --quiet-window: this machine's (local) or the "
+        "installation's own clock {5002}, read at start and hourly (installation)",
+    )
+    group.add_argument(
         "--duty-cycle",
         type=number("--duty-cycle", 0.0, 1.0, low_open=True),
         default=None,
@@ -258,12 +265,17 @@ def polite_from_args(args: argparse.Namespace) -> Any:
     """The PolitePolicy of --quiet / --duty-cycle, None when neither was given."""
     quiet = getattr(args, "quiet_window", None)
     duty = getattr(args, "duty_cycle", None)
+    clock = getattr(args, "quiet_clock", None)
     if quiet is None and duty is None:
+        if clock is not None:
+            _fail("--quiet-clock needs --quiet-window")
         return None
     from ..engine import PolitePolicy
 
     try:
-        return PolitePolicy.parse(quiet or (), duty_cycle=1.0 if duty is None else duty)
+        return PolitePolicy.parse(
+            quiet or (), duty_cycle=1.0 if duty is None else duty, clock=clock or "local"
+        )
     except ValueError as exc:
         _fail(f"polite mode: {exc}")
 

@@ -16,6 +16,21 @@ log = logging.getLogger("xcomlog.links")
 #: Default port of the gateway's requests, and the local port a Moxa in UDP mode answers to.
 DEFAULT_UDP_PORT = 4002
 DEFAULT_UDP_REPLY_PORT = 4001
+#: ``answer_port`` value that accepts answers from any port of the gateway's address.
+ANY_PORT = "any"
+
+
+def parse_answer_port(value: int | str | None) -> int | str | None:
+    """``None`` (answers come from the gateway's port), ``"any"`` or a port 0..65535."""
+    if value is None or value == ANY_PORT:
+        return value
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"answer_port must be 'any' or a port 0..65535, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"answer_port must be 'any' or a port 0..65535, got {port}")
+    return port
 
 
 class _UdpConfig(_Link):
@@ -30,20 +45,38 @@ class _UdpConfig(_Link):
         *,
         reply_port: int = DEFAULT_UDP_REPLY_PORT,
         bind_host: str = "",
+        answer_port: int | str | None = None,
     ) -> None:
         super().__init__()
         self.host = host
         self.port = int(port)
         self.reply_port = int(reply_port)
         self.bind_host = bind_host
+        #: Source port answers must come from: None the gateway's (``port``), ``"any"``
+        #: any port of the gateway's address (the old, forgeable behaviour), or a port.
+        self.answer_port = parse_answer_port(answer_port)
         self._peer_ip: str | None = None
         self.foreign_datagrams = 0
 
     def describe(self) -> str:
         text = f"udp://{self.host}:{self.port}?reply_port={self.reply_port}"
+        if self.answer_port is not None:
+            text += f"&answer_port={self.answer_port}"
         if self.bind_host:
             text += f"&bind={self.bind_host}"
         return text
+
+    def _from_gateway(self, source: tuple[Any, ...]) -> bool:
+        """True for a datagram from the gateway's address and answer port; others are
+        counted and ignored (another host, or a forger on the gateway's host)."""
+        wanted = self.answer_port
+        if source[0] == self._peer_ip and (
+            wanted == ANY_PORT or source[1] == (self.port if wanted is None else wanted)
+        ):
+            return True
+        self.foreign_datagrams += 1
+        log.debug("ignored a datagram from %s port %s", source[0], source[1])
+        return False
 
     def stats(self) -> dict[str, int]:
         out = super().stats()
@@ -55,8 +88,9 @@ class UdpTransport(_UdpConfig, Transport):
     """Xcom-LAN in UDP mode: requests go to the gateway's port, answers come to our port.
 
     The Moxa sends its answers not to the request's source port but to a fixed port
-    (``reply_port``, 4001 by default) on our host, so we bind that port. Datagrams from
-    any other host than the gateway are ignored and counted.
+    (``reply_port``, 4001 by default) on our host, so we bind that port. It sends them
+    from the port it receives requests on: datagrams from any other host or port are
+    ignored and counted (``answer_port`` names another source port, or ``"any"``).
     """
 
     def __init__(
@@ -66,8 +100,11 @@ class UdpTransport(_UdpConfig, Transport):
         *,
         reply_port: int = DEFAULT_UDP_REPLY_PORT,
         bind_host: str = "",
+        answer_port: int | str | None = None,
     ) -> None:
-        super().__init__(host, port, reply_port=reply_port, bind_host=bind_host)
+        super().__init__(
+            host, port, reply_port=reply_port, bind_host=bind_host, answer_port=answer_port
+        )
         self._sock: socket.socket | None = None
 
     @property
@@ -129,9 +166,7 @@ class UdpTransport(_UdpConfig, Transport):
                 continue
             except OSError as exc:
                 raise LinkError(f"UDP receive failed: {exc}") from exc
-            if source[0] != self._peer_ip:
-                self.foreign_datagrams += 1
-                log.debug("ignored a datagram from %s", source[0])
+            if not self._from_gateway(source):
                 continue
             self.bytes_received += len(data)
             if log.isEnabledFor(logging.DEBUG):
@@ -140,7 +175,11 @@ class UdpTransport(_UdpConfig, Transport):
 
     def as_async(self) -> AsyncUdpTransport:
         return AsyncUdpTransport(
-            self.host, self.port, reply_port=self.reply_port, bind_host=self.bind_host
+            self.host,
+            self.port,
+            reply_port=self.reply_port,
+            bind_host=self.bind_host,
+            answer_port=self.answer_port,
         )
 
 
@@ -165,8 +204,11 @@ class AsyncUdpTransport(_UdpConfig, AsyncTransport):
         *,
         reply_port: int = DEFAULT_UDP_REPLY_PORT,
         bind_host: str = "",
+        answer_port: int | str | None = None,
     ) -> None:
-        super().__init__(host, port, reply_port=reply_port, bind_host=bind_host)
+        super().__init__(
+            host, port, reply_port=reply_port, bind_host=bind_host, answer_port=answer_port
+        )
         self._transport: asyncio.DatagramTransport | None = None
 
     @property
@@ -203,10 +245,8 @@ class AsyncUdpTransport(_UdpConfig, AsyncTransport):
         self.opens += 1
 
     def _datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        if addr[0] != self._peer_ip:
-            self.foreign_datagrams += 1
-            return
-        self._feed(data)
+        if self._from_gateway(addr):
+            self._feed(data)
 
     async def reconnect(self, timeout: float | None = None) -> None:
         await self.open(timeout)

@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import codec
-from ..engine import DAMAGED, ERROR, OK, Outcome, Request, Session, run_async
+from ..engine import (
+    DAMAGED,
+    ERROR,
+    OK,
+    Outcome,
+    Request,
+    Session,
+    describe_error,
+    run_async,
+)
+from ..engine.requests import is_short_frame
 from ..exceptions import ConfigError, LinkError, StorageError, XcomError
 from ..protocol import (
     ADDRESS_GATEWAY,
@@ -58,6 +68,8 @@ log = logging.getLogger("xcomlog.logger")
 MESSAGES_PER_ROUND = 16
 #: Decode and queue a long cycle's answers at least every this many frames.
 BATCH_FRAMES = 64
+#: Seconds a site may take to end by itself after a stop before its work is cancelled.
+STOP_GRACE_S = 0.5
 
 
 def now_ms() -> int:
@@ -110,6 +122,10 @@ class SiteLogger:
         self.plan: SitePlan | None = None
         #: The protocol engine of this site's link (framing, matching, retries).
         self.engine = Session.for_logger(src=site.src, timeout=site.timeout, retries=site.retries)
+        # polite mode is the engine's (quiet windows, duty cycle, the installation clock);
+        # the logger records what it does as events
+        self.engine.polite = site.polite
+        self.engine.on_installation_clock = self._installation_clock
         self._failing: dict[Request, tuple[int, int]] = {}  # request -> (since ms, failures)
         self._restart_flag: bool | None = None
         self._messages_due = False
@@ -192,7 +208,33 @@ class SiteLogger:
     # -- main loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set. Raises StorageError / ConfigError (fatal) only.
+        """Poll until ``stop`` is set; return within about a second of it at any stage.
+
+        Polling notices ``stop`` between requests and ends by itself (its cycles
+        flushed); an open, a scan or an exchange still under way ``STOP_GRACE_S`` after
+        the stop is cancelled (issue 15: a scan of a silent gateway took minutes).
+        Raises StorageError / ConfigError (fatal) only.
+        """
+        work = asyncio.create_task(self._run(stop), name=f"work-{self.config.name}")
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                await asyncio.wait({work}, timeout=STOP_GRACE_S)
+            if not work.done():
+                log.debug("%s: stopping during %s", self.config.name, self.stats.state)
+                work.cancel()
+                await asyncio.wait({work})
+            if not work.cancelled():
+                work.result()  # StorageError / ConfigError
+        finally:
+            stopped.cancel()
+            if not work.done():
+                work.cancel()
+            self.stats.state = "stopped"
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        """The site's work: open, scan, poll; reopen with backoff.
 
         A broken link is reopened after a delay doubling from the first to the largest
         backoff (reset once answers flow again). Only the change from up to down is an
@@ -251,6 +293,9 @@ class SiteLogger:
 
     _answered_since_open = False
     _prepared = False  # plan compiled, labels and devices written
+    _no_multi_info: int | None = None  # the error code the scan's multi-info probe got
+    _single_reads = False  # the fallback to single reads happened (and is an event)
+    _clock_reported: float | None = None  # installation clock offset the last event gave
 
     def check(self) -> None:
         """Compile the plan now when the devices are configured: a wrong datapoint is a
@@ -270,6 +315,8 @@ class SiteLogger:
         # MQTT: model, firmware, serial (devices table, HA) and the system voltage for writes
         identities, self.system_voltage = await identify_site(self, transport, self.plan.devices)
         plan = self.plan
+        if self._no_multi_info is not None:  # the scan's multi-info probe was refused
+            self._use_single_reads(self._no_multi_info)
         self.writer.describe(self.config.name, plan.labels)
         self._prepared = True
         t = now_ms()
@@ -307,6 +354,8 @@ class SiteLogger:
             data = outcome.frame[HEADER_SIZE + 10 : -CHECKSUM_SIZE]
             if len(data) >= 4:
                 flags = int.from_bytes(data[:4], "little")
+        elif outcome.kind == ERROR and outcome.code in NO_MULTI_INFO_ERRORS:
+            self._no_multi_info = outcome.code  # an older gateway: the plan reads one by one
         present = {
             Family.XTENDER: flags is None or bool(flags & MultiInfoFlag.XT_PRESENT),
             Family.VARIOTRACK: flags is None or bool(flags & MultiInfoFlag.VT_PRESENT),
@@ -357,15 +406,21 @@ class SiteLogger:
                     await self._read_messages(transport)
                 now = time.time()
                 if polite is not None and polite.quiet:
+                    if polite.clock_due(now):  # at start and hourly (bursts bypass run)
+                        await run_async(transport, self.engine.read_installation_clock())
                     left = polite.quiet_remaining()
                     if left > 0:
                         if now >= quiet_logged_until:
                             quiet_logged_until = now + left
+                            where = (
+                                " (installation clock)" if polite.clock == "installation" else ""
+                            )
                             self.event(
-                                "quiet", f"polite mode: quiet window, polling paused {left:.0f} s"
+                                "quiet",
+                                f"polite mode: quiet window{where}, polling paused {left:.0f} s",
                             )
                         self.stats.state = "quiet"
-                        await self._sleep(min(left, 60.0))
+                        await run_async(transport, self.engine.polite_pause())
                         self.stats.state = "polling"
                         continue
                 for st in states:
@@ -432,14 +487,8 @@ class SiteLogger:
     async def _run_request(
         self, transport, request: PlannedRead, cycle: Cycle, sent_at: float | None = None
     ) -> None:
-        polite = self.config.polite
-        if polite is not None and polite.duty_cycle < 1.0:
-            started = time.monotonic()
-            outcome = await self._exchange(transport, request)
-            # leave the link free for the portal: silence in proportion to our use
-            await self._sleep(polite.idle_after(time.monotonic() - started))
-        else:
-            outcome = await self._exchange(transport, request, sent_at=sent_at)
+        # in polite mode the engine waits before the exchange (quiet window, duty cycle)
+        outcome = await self._exchange(transport, request, sent_at=sent_at)
         cycle.index += 1
         kind = outcome.kind
         if kind == OK:
@@ -462,28 +511,37 @@ class SiteLogger:
             if request.kind == MULTI and code in NO_MULTI_INFO_ERRORS:
                 self._use_single_reads(code, cycle)
                 return
-            self._fail(request, "device_error", f"{error_name(code)} (0x{code:04X})")
+            detail = f"{error_name(code)} (0x{code:04X})"
+            if is_short_frame(outcome.frame):  # issue 10: say what the short answer said
+                detail = f"{describe_error(request, outcome).partition(': ')[2]}: {detail}"
+            self._fail(request, "device_error", detail)
             return
         if kind == DAMAGED:
             self._fail(request, "bad_frame", "the answer arrived damaged (checksum)")
             return
         self._fail(request, "timeout", f"no answer within {self.config.timeout:g} s")
 
-    def _use_single_reads(self, code: int, cycle: Cycle) -> None:
+    def _use_single_reads(self, code: int, cycle: Cycle | None = None) -> None:
+        """The gateway refused multi-info (firmware before 1.6.74): every group reads its
+        user infos one by one from now on; one ``fallback`` event says so."""
         assert self.plan is not None
-        self.event(
-            "device_error",
-            f"multi-info refused with {error_name(code)}: gateway without the service, "
-            "reading user infos one by one",
-            address=ADDRESS_GATEWAY,
-        )
+        if not self._single_reads:
+            self._single_reads = True
+            self.engine.multi_info_supported = False
+            self.event(
+                "fallback",
+                f"multi-info refused with {error_name(code)}: gateway without the service "
+                "(firmware before 1.6.74), reading user infos one by one",
+                address=ADDRESS_GATEWAY,
+            )
         for group in self.plan.groups:
             group.infos_without_multi()
-        cycle.index = 0  # re-run this cycle with the single reads
-        cycle.multi_buf.clear()
-        cycle.multi_times.clear()
-        cycle.multi_reqs.clear()
         self._concat_cache.clear()
+        if cycle is not None:
+            cycle.index = 0  # re-run this cycle with the single reads
+            cycle.multi_buf.clear()
+            cycle.multi_times.clear()
+            cycle.multi_reqs.clear()
 
     def _ok(self, request: PlannedRead, t_ms: int) -> None:
         failing = self._failing.pop(request, None)
@@ -721,6 +779,18 @@ class SiteLogger:
             self._answered(outcome.frame[1], notice_messages)
         return outcome
 
+    def _installation_clock(self, offset: float, previous: float | None) -> None:
+        """A reading of the installation clock {5002}: an event at the first one, and
+        when its offset from UTC changed by a minute or more (DST, drift, a reset)."""
+        reported = self._clock_reported
+        if reported is not None and abs(offset - reported) < 60:
+            return
+        self._clock_reported = offset
+        text = f"installation clock is UTC{_utc_offset(offset)}"
+        if reported is not None:
+            text += f" (was UTC{_utc_offset(reported)})"
+        self.event("clock", f"{text}: quiet windows follow it", address=ADDRESS_GATEWAY)
+
     def _answered(self, fflags: int, notice_messages: bool) -> None:
         """Book-keeping for an answer to our request: counters and the frame flags."""
         self._flags(fflags, notice_messages)
@@ -739,6 +809,14 @@ class SiteLogger:
         self._restart_flag = restarted
         if notice_messages and fflags & FLAG_MESSAGE_PENDING:
             self._messages_due = True
+
+
+def _utc_offset(seconds: float) -> str:
+    """``+02:00``, ``-03:30``, ``+00:00:17`` (drift shows its seconds)."""
+    sign = "-" if seconds < 0 else "+"
+    minutes, secs = divmod(int(abs(seconds)), 60)
+    text = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    return f"{text}:{secs:02d}" if secs else text
 
 
 def _describe(request: PlannedRead) -> str:
