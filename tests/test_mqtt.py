@@ -404,7 +404,7 @@ def test_messages_publish_the_latest_with_text_and_severity(mosquitto):
 
 
 def test_system_voltage_from_the_setting_else_the_battery_voltage():
-    from xcomlog.identification import system_voltage_from
+    from xcomlog.identification import system_voltage_of as system_voltage_from
 
     assert system_voltage_from(["24V"], [48]) == 24  # the "Voltage of the system" setting wins
     assert system_voltage_from(["Automatic", None], [None, 12]) == 12  # else the devices'

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ..engine import (
     Operation,
 )
-from ..exceptions import (
-    DeviceError,
-    LinkError,
-    XcomError,
-    XcomTimeout,
-)
-from ..identification import factory_id, software_version
-from ..models import IDENTIFICATION_INFOS, DeviceType, describe_device
+from ..exceptions import DeviceError
+from ..identification import identification_points, identify
+from ..models import DeviceType, describe_device
 from ..protocol import (
     FAMILY_ADDRESSES,
-    ErrorCode,
     Family,
     ObjectType,
     Property,
@@ -51,11 +45,6 @@ class DeviceInfo(NamedTuple):
         return self.device_type.description
 
 
-def _is_link_problem(exc: Exception) -> bool:
-    """A timeout or a dead link: not a device that lacks an info."""
-    return isinstance(exc, (XcomTimeout, LinkError))
-
-
 class ScanOperations:
     """The client's scan, a generator over the engine's I/O commands."""
 
@@ -70,82 +59,41 @@ class ScanOperations:
         chosen = SCAN_FAMILIES if families is None else tuple(Family(f) for f in families)
         devices: list[DeviceInfo] = []
         for family in chosen:
-            infos = self._version_infos(family)
-            if infos is None:
+            if "soft_msb" not in identification_points(self.catalog, family):
                 log.warning("no version infos for %s in the catalog; skipped", family.value)
                 continue
             _multicast, first, last = FAMILY_ADDRESSES[family]
             for address in range(first, last + 1):
-                values: dict[str, Any] = {}
-                codes: dict[int, float] = {}  # identification infos by number
-                present = True
-                for key, dp in infos.items():
-                    if dp is None:
-                        continue
-                    try:
-                        frame = yield from self._read_property(
-                            ObjectType.USER_INFO, dp.number, Property.VALUE, address
-                        )
-                    except DeviceError as exc:
-                        if exc.code == ErrorCode.DEVICE_NOT_FOUND:
-                            present = False
-                            break
-                        continue  # the device exists but lacks this info
-                    try:
-                        values[key] = self.catalog.decode(dp, frame.data)
-                    except XcomError:
-                        continue
-                    codes[dp.number] = values[key]
-                if not present:
+                found = yield from identify(
+                    self._session, self.catalog, address, family, patient=True
+                )
+                if found is None:  # DEVICE_NOT_FOUND
                     if stop_at_gap:
                         break
                     continue
-                firmware = None
-                if "soft_msb" in values and "soft_lsb" in values:
-                    firmware = software_version(values["soft_msb"], values["soft_lsb"])
-                fid = None
-                if "fid_msb" in values and "fid_lsb" in values:
-                    fid = factory_id(values["fid_msb"], values["fid_lsb"])
-                id_type = int(values["id_type"]) if "id_type" in values else None
-                found_family = family
-                if family is Family.BSP and not values:
+                said_nothing = found.firmware is None and found.id_type is None
+                if family is Family.BSP and said_nothing and found.serial is None:
                     # The battery address answers but not with the BSP's identification:
                     # an Xcom-CAN BMS (it has no version infos of its own).
                     if (yield from self._answers_bms_info(address)):
-                        found_family = Family.XCOM_CAN_BMS
-                name = "bms" if found_family is Family.XCOM_CAN_BMS else device_name(address)
-                codes.update((yield from self._identification(found_family, address, codes)))
-                kind = describe_device(found_family, codes)
+                        bms = yield from identify(
+                            self._session, self.catalog, address, Family.XCOM_CAN_BMS, patient=True
+                        )
+                        found = bms or found._replace(family=Family.XCOM_CAN_BMS)
+                name = "bms" if found.family is Family.XCOM_CAN_BMS else device_name(address)
+                fid = int(found.serial) if found.serial is not None else None
                 devices.append(
-                    DeviceInfo(address, found_family, name, firmware, id_type, fid, kind)
+                    DeviceInfo(
+                        address,
+                        found.family,
+                        name,
+                        found.firmware,
+                        found.id_type,
+                        fid,
+                        found.device_type,
+                    )
                 )
         return devices
-
-    def _identification(
-        self, family: Family, address: int, known: dict[int, float]
-    ) -> Operation[dict[int, float]]:
-        """The identification infos of ``family`` (``models.IDENTIFICATION_INFOS``) not yet
-        read from ``address``; an info the device refuses is left out."""
-        codes: dict[int, float] = {}
-        for number in IDENTIFICATION_INFOS.get(family, ()):
-            if number in known:
-                continue
-            found = [dp for dp in self.catalog.find(number) if dp.family is family]
-            if not found or found[0].format is None:
-                continue
-            try:
-                frame = yield from self._read_property(
-                    ObjectType.USER_INFO, number, Property.VALUE, address
-                )
-                codes[number] = self.catalog.decode(found[0], frame.data)
-            except (DeviceError, XcomError) as exc:
-                if isinstance(exc, DeviceError) or not _is_link_problem(exc):
-                    log.debug(
-                        "%s: no identification info %d (%s)", device_name(address), number, exc
-                    )
-                    continue
-                raise
-        return codes
 
     def _answers_bms_info(self, address: int) -> Operation[bool]:
         """True if ``address`` answers an info only the Xcom-CAN BMS has."""
@@ -164,22 +112,3 @@ class ScanOperations:
         except DeviceError:
             return False
         return True
-
-    def _version_infos(self, family: Family) -> dict[str, Any] | None:
-        """The catalog's identification infos of a family (SOFT msb/lsb, ID type, FID)."""
-        wanted = {
-            "soft_msb": "id soft msb",
-            "soft_lsb": "id soft lsb",
-            "id_type": "id type",
-            "fid_msb": "id fid msb",
-            "fid_lsb": "id fid lsb",
-        }
-        found: dict[str, Any] = {}
-        for dp in self.catalog.datapoints(family=family, kind="info"):
-            name = dp.name.strip().lower()
-            for key, text in wanted.items():
-                if name == text and key not in found:
-                    found[key] = dp
-        if "soft_msb" not in found:
-            return None
-        return found

@@ -1,10 +1,10 @@
 """A site's devices identified once after its scan: model, firmware, serial, system voltage.
 
-The logger asks what the client's scan asks (``xcomlog.identification``), through the
-site's own engine, once per start when MQTT is on: the ``devices`` table gets model,
-firmware and serial,
-MQTT discovery gets them for Home Assistant, and parameter writes are validated at the
-installation's system voltage.
+The logger asks what the client's scan and ``detect_system_voltage`` ask, with the same
+code (``xcomlog.identification``), through the site's own engine, once per start when
+MQTT is on: the ``devices`` table gets model, firmware and serial, MQTT discovery gets
+them for Home Assistant, and parameter writes are validated at the installation's system
+voltage (the identified "ID batt voltage"s are not read again).
 """
 
 from __future__ import annotations
