@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from mqtt_broker import mosquitto, mosquitto_auth, mosquitto_tls  # noqa: F401 - real brokers
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -63,3 +64,30 @@ def sd_datalog_dir() -> Path:
     if not SD_DATALOG.is_dir():
         pytest.skip("../shared/reference/sd-datalog is not present")
     return SD_DATALOG
+
+
+#: Integration tests of outside components (a package build, an MQTT broker, an S3 server,
+#: Spark, the notebook) whose outcome does not depend on which codec decodes: `make test`
+#: runs them once, in the compiled run; the pure-Python run covers the codec everywhere else.
+ONCE_MODULES = frozenset(
+    {
+        "test_install",
+        "test_mqtt",
+        "test_mqtt_faults",
+        "test_mqtt_logger",
+        "test_s3_storage",
+        "test_fleet_writers",
+        "test_spark",
+        "test_notebook",
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """In the pure-Python run, skip the ONCE_MODULES (they ran in the compiled run)."""
+    if not NO_EXTENSIONS:
+        return
+    once = pytest.mark.skip(reason="independent of the codec: runs once, in the compiled run")
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in ONCE_MODULES:
+            item.add_marker(once)

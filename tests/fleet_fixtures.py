@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import urllib.request
 import uuid
 
 import pytest
+from processes import free_port, stop_process
 
 #: Credentials the server accepts (any); set for the test process and its children.
 S3_ENV = {
@@ -27,17 +27,11 @@ S3_ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class S3Server:
     """A moto S3 server process on 127.0.0.1 and how to reach it with pyarrow."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.endpoint = f"127.0.0.1:{self.port}"
         exe = shutil.which("moto_server", path=os.path.dirname(sys.executable))
         cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
@@ -75,13 +69,7 @@ class S3Server:
         )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
 
 
 def _keys() -> dict:

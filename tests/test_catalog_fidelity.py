@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from catalog_support import load_generator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,8 +18,6 @@ from xcomlog.cli import main
 from xcomlog.exceptions import CatalogError, ValidationError
 from xcomlog.protocol import Family
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="module")
 def cat():
@@ -31,13 +26,7 @@ def cat():
 
 @pytest.fixture(scope="module")
 def gen():
-    spec = importlib.util.spec_from_file_location(
-        "build_catalog", REPO / "tools" / "build_catalog.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_catalog"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_generator()
 
 
 # --- field errata ----------------------------------------------------------------------

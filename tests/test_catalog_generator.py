@@ -9,19 +9,17 @@ and a full regeneration from the PDF compared byte for byte with the committed f
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from catalog_support import load_generator
 
 from xcomlog.catalog import DATA_DIR, load_catalog
 from xcomlog.protocol import Family
 
-REPO = Path(__file__).resolve().parent.parent
 APPENDIX_PDF = "xtender-serial-protocol-appendix-V1.6.42.pdf"
 APPENDIX_TXT = "xtender-serial-protocol-appendix-V1.6.42.txt"
 
@@ -29,13 +27,7 @@ APPENDIX_TXT = "xtender-serial-protocol-appendix-V1.6.42.txt"
 @pytest.fixture(scope="module")
 def gen():
     """tools/build_catalog.py imported as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "build_catalog", REPO / "tools" / "build_catalog.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_catalog"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_generator()
 
 
 # --- cell interpretation ---------------------------------------------------------------

@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("xcomlog.sim.links")
 
+from cli_support import run, tcp_options  # noqa: E402
+
 from xcomlog.cli import main  # noqa: E402
 from xcomlog.sim import Simulator  # noqa: E402
 
@@ -26,15 +28,8 @@ def sim():
 
 @pytest.fixture(scope="module")
 def tcp(sim):
-    with sim.serve_tcp("127.0.0.1", 0) as link:
-        host, port = link.address
-        yield ["--tcp", f"{host}:{port}"]
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    with tcp_options(sim) as options:
+        yield options
 
 
 def closed_port() -> str:

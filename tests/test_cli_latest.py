@@ -7,65 +7,34 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 import time
 
 import pytest
+from processes import run_xcomlog, sim_process, start_xcomlog, stop_process
 
 pytest.importorskip("pandas")
 
 pytestmark = pytest.mark.timeout(120)
 
-XCOMLOG = [sys.executable, "-m", "xcomlog"]
-
 
 def latest(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*XCOMLOG, "latest", *argv], capture_output=True, text=True, timeout=60)
+    return run_xcomlog("latest", *argv)
 
 
 @pytest.fixture
 def running_logger(tmp_path):
-    sim = subprocess.Popen(
-        [*XCOMLOG, "sim", "--tcp-server", "127.0.0.1:0", "--seed", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     logger = None
-    try:
-        address = sim.stdout.readline().strip()
-        assert ":" in address, sim.stderr.read()
-        out = tmp_path / "data"
-        logger = subprocess.Popen(
-            [
-                *XCOMLOG,
-                "log",
-                "--tcp",
-                address,
-                "--out",
-                str(out),
-                "--site",
-                "home",
-                "--devices",
-                "xt1,bsp",
-                "--points",
-                "essential",
-                "--interval",
-                "200ms",
-                "--flush-interval",
-                "300ms",
-                "--no-status",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        yield out, logger
-    finally:
-        for proc in (logger, sim):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(20)
+    with sim_process("--seed", "2") as sim:
+        try:
+            out = tmp_path / "data"
+            logger = start_xcomlog(
+                "log", "--tcp", sim.address, "--out", str(out), "--site", "home",
+                "--devices", "xt1,bsp", "--points", "essential", "--interval", "200ms",
+                "--flush-interval", "300ms", "--no-status",
+            )  # fmt: skip
+            yield out, logger
+        finally:
+            stop_process(logger)
 
 
 def test_latest_while_a_logger_writes(running_logger):
@@ -74,7 +43,8 @@ def test_latest_while_a_logger_writes(running_logger):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert logger.poll() is None, logger.stderr.read()
-        if out.is_dir():
+        # the site exists once the logger has written its labels (the folder comes first)
+        if (out / "datapoints").is_dir():
             proc = latest(str(out), "--site", "home", "--json")
             assert proc.returncode == 0, proc.stderr
             rows = json.loads(proc.stdout)
@@ -107,17 +77,11 @@ def test_latest_watch_refreshes(running_logger):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (out / "datapoints").is_dir():
         time.sleep(0.2)
-    proc = subprocess.Popen(
-        [*XCOMLOG, "latest", str(out), "--watch", "300ms", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_xcomlog("latest", str(out), "--watch", "300ms", "--json")
     try:
         documents = [json.loads(proc.stdout.readline()) for _ in range(3)]
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_process(proc)
     assert all(isinstance(d, list) for d in documents)
     assert len(documents) == 3
 

@@ -340,14 +340,15 @@ def test_read_infos_splits_into_frames_of_at_most_76():
     assert gw.multi_info_requests == 3
     counts = [len(codec.unpack_multi_info_request(r.data)) for r in gw.requests]
     assert max(counts) <= 76 and sum(counts) == 180
-    assert values == {(a, n): float(n + a - 100) for n, a in items}
+    assert values == {(n, a): float(n + a - 100) for n, a in items}
+    assert list(values) == items  # the request's keys, in its order
 
 
 def test_read_infos_types_enums_and_matches_aggregations():
     client, gw, _ = make_client()
     values = client.read_infos([(3000, 101), (3028, 101), (7002, 601), (11000, 301)])
-    assert values[(101, 3028)] == 3 and isinstance(values[(101, 3028)], int)
-    assert values[(601, 7002)] == 87.5
+    assert values[(3028, 101)] == 3 and isinstance(values[(3028, 101)], int)
+    assert values[(7002, 601)] == 87.5
     items = codec.unpack_multi_info_request(gw.requests[-1].data)
     assert items == [(3000, 1), (3028, 1), (7002, 1), (11000, 1)]
 
@@ -374,7 +375,7 @@ def test_read_infos_rejects_another_clients_multi_info_answer():
 
     link.send = send
     values = client.read_infos([(3000, 101)])
-    assert values == {(101, 3000): pytest.approx(12.359375)}
+    assert values == {(3000, 101): pytest.approx(12.359375)}
     assert client.stats["unmatched_frames"] == 1
 
 
@@ -383,9 +384,9 @@ def test_read_infos_falls_back_to_single_reads_without_multi_info():
     gw.multi_info = False
     items = [(3000, 101), (3000, 102), (11000, 301)]
     assert client.read_infos(items) == {
-        (101, 3000): 12.359375,
-        (102, 3000): 12.5,
-        (301, 11000): 48.0,
+        (3000, 101): 12.359375,
+        (3000, 102): 12.5,
+        (11000, 301): 48.0,
     }
     assert client.session.multi_info_supported is False
     before = gw.multi_info_requests
@@ -394,7 +395,7 @@ def test_read_infos_falls_back_to_single_reads_without_multi_info():
     with pytest.raises(DeviceError):
         client.read_infos([(3000, 104)])
     assert client.read_infos([(3000, 104), (3000, 101)], on_error="skip") == {
-        (101, 3000): 12.359375
+        (3000, 101): 12.359375
     }
 
 
@@ -425,8 +426,11 @@ def test_read_messages_of_an_empty_log():
 
 def test_guid_and_datalog_field():
     client, gw, _ = make_client()
-    gw.guid = bytes.fromhex("3AD01B0B58C932BAEC4D3528613D7D40")
-    assert client.read_guid() == uuid.UUID(bytes_le=gw.guid)
+    gw.guid = bytes.fromhex("3AD01B0B58C932BAEC4D3528613D7D40")  # section 6.1.5
+    guid = client.read_guid()
+    # One 128-bit little-endian integer (6.1.4): a valid version-4 UUID, not bytes_le's.
+    assert str(guid) == "407d3d61-2835-4dec-ba32-c9580b1bd03a" and guid.version == 4
+    assert guid != uuid.UUID(bytes_le=gw.guid)
     client.write_datalog_field("#STU:,Service datalog text")
     assert gw.datalog_field == b"#STU:,Service datalog text"
     with pytest.raises(ValidationError):
@@ -573,7 +577,7 @@ def test_async_client_shares_the_same_logic():
             msgs = await client.read_messages()
             results = await asyncio.gather(*(client.read_info(3000, address=101) for _ in range(5)))
         assert gw.flash_writes == {} and gw.ram[(101, 1138)] == 15.0
-        assert values == {(101, 3000): 12.359375, (102, 3000): 12.5}
+        assert values == {(3000, 101): 12.359375, (3000, 102): 12.5}
         assert msgs == []
         assert results == [pytest.approx(12.359375)] * 5
         assert client.stats["retries"] == 1

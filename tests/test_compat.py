@@ -11,6 +11,7 @@ import re
 import socket
 
 import pytest
+from processes import free_port
 
 pytest.importorskip("xcomlog.sim.links")
 
@@ -21,12 +22,6 @@ from xcomlog.protocol import ErrorCode  # noqa: E402
 from xcomlog.sim import Simulator  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_sim() -> Simulator:
@@ -214,3 +209,23 @@ def test_readme_reading_example_over_serial(capsys):
         namespace["xcom"].close()
     printed = capsys.readouterr().out.split()
     assert "66.5" in printed  # the SoC the simulator serves
+
+
+def test_compat_writes_check_the_installations_system_voltage():
+    """A 24 V installation: 27.2 V floating is accepted (to every Xtender, xcom-proto's
+    default target), 54.4 V is refused before anything is sent."""
+    from xcomlog.exceptions import ValidationError
+    from xcomlog.sim import Installation
+
+    sim = Simulator(Installation(system_voltage=24), message_every_s=0)
+    reply = free_port(socket.SOCK_DGRAM)
+    with sim.serve_udp("127.0.0.1", 0, reply_port=reply) as link:
+        xcom = XcomLANUDP("127.0.0.1", dstPort=link.address[1], srcPort=reply)
+        try:
+            xcom.setValueByID(1140, XcomC.TYPE_FLOAT, 27.2)
+            assert sim.parameter(101, 1140)[1] == sim.parameter(102, 1140)[1] == pytest.approx(27.2)
+            with pytest.raises(ValidationError, match="24 V"):
+                xcom.setValueByID(1140, XcomC.TYPE_FLOAT, 54.4, dstAddr=101)
+            assert sim.parameter(101, 1140)[1] == pytest.approx(27.2)
+        finally:
+            xcom.close()

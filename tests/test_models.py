@@ -5,22 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from catalog_support import BMS, BSP, RCC, VS, VT, XT
 from hypothesis import given
 from hypothesis import strategies as st
 
 from xcomlog.catalog import load_catalog
 from xcomlog.exceptions import ValidationError
 from xcomlog.models import IDENTIFICATION_INFOS, describe_device, model_codes
-from xcomlog.protocol import Family
-
-XT, VT, VS, BSP, BMS, RCC = (
-    Family.XTENDER,
-    Family.VARIOTRACK,
-    Family.VARIOSTRING,
-    Family.BSP,
-    Family.XCOM_CAN_BMS,
-    Family.RCC,
-)
 
 
 @pytest.mark.parametrize(

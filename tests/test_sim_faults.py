@@ -85,6 +85,20 @@ def test_restart_loses_the_response_and_sets_the_flag():
     assert codec.decode_frame(sim.handle(REQUEST)[0]).frame_flags & FrameFlag.RESTARTED
 
 
+def test_restart_periods_count_from_the_first_request():
+    """However late the first client comes, its first answers are not restarts."""
+    now = [0.0]
+    sim = make(restart_every_s=0.2)
+    sim.injector = FaultInjector(sim.faults, seed=1, clock=lambda: now[0])
+    now[0] = 5.0  # long after the simulator was built (a slow start under load)
+    assert not codec.decode_frame(sim.handle(REQUEST)[0]).frame_flags & FrameFlag.RESTARTED
+    now[0] = 5.15
+    assert not codec.decode_frame(sim.handle(REQUEST)[0]).frame_flags & FrameFlag.RESTARTED
+    now[0] = 5.25
+    assert sim.handle(REQUEST) == []  # the first period after the first request ends
+    assert codec.decode_frame(sim.handle(REQUEST)[0]).frame_flags & FrameFlag.RESTARTED
+
+
 def test_delay_and_periodic_slowdown():
     now = [0.0]
     config = FaultConfig(delay_s=0.5, slowdown_every_s=60.0, slowdown_s=1.5, slowdown_window_s=2.0)

@@ -9,7 +9,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spec_frames import DIRECTORY_LISTING, GUID, MESSAGE_DATA, SPEC_BY_NAME
+from spec_frames import DIRECTORY_LISTING, MESSAGE_DATA, SPEC_BY_NAME
 
 from xcomlog import codec
 from xcomlog.exceptions import DeviceError
@@ -17,6 +17,7 @@ from xcomlog.protocol import (
     FLASH_SAVE_PARAMETERS,
     PARAM_CLEAR_RESTART_FLAG,
     PARAM_DATE,
+    SPEC_GUID_EXAMPLE,
     AccessLevel,
     Aggregation,
     ErrorCode,
@@ -111,7 +112,8 @@ def test_spec_5_7_1_directory_byte_for_byte():
 
 
 def test_spec_6_1_5_guid_byte_for_byte():
-    inst = Installation(sd_card=False, messages=1, guid=GUID.hex())
+    # The configured GUID is the text a client shows; on the wire it is the spec's bytes.
+    inst = Installation(sd_card=False, messages=1, guid=SPEC_GUID_EXAMPLE)
     sim = make(inst, restarted=True)
     assert sim.handle(SPEC_BY_NAME["read GUID request"].wire) == [
         SPEC_BY_NAME["read GUID response"].wire
@@ -443,7 +445,8 @@ def test_messages_appear_over_time():
 def test_guid_and_custom_datalog_field():
     sim = make(Installation(guid="00112233445566778899aabbccddeeff", **QUIET))
     f = ask(sim, Service.READ, ObjectType.GUID, 0, 0, dst=501)
-    assert f.data == bytes.fromhex("00112233445566778899aabbccddeeff")
+    # One 128-bit little-endian integer on the wire (section 6.1.4).
+    assert f.data == bytes.fromhex("00112233445566778899aabbccddeeff")[::-1]
     text = "#STU:,Service datalog text,,Long:46.2,Lat:7.3"
     w = ask(sim, Service.WRITE, ObjectType.CUSTOM_DATALOG_FIELD, 0, 1, text.encode(), dst=501)
     assert not w.is_error and sim.custom_datalog_field == text

@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from processes import free_port
 from test_client_support import TcpPeer, default_gateway
 
 from xcomlog import codec
@@ -34,12 +35,6 @@ from xcomlog.protocol import ObjectType, Property, Service
 pytestmark = pytest.mark.timeout(30)
 
 REQUEST = codec.encode_request(Service.READ, ObjectType.USER_INFO, 3000, Property.VALUE, dst=101)
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- URLs -----------------------------------------------------------------------------------
@@ -354,6 +349,80 @@ def test_udp_ignores_datagrams_from_other_hosts():
     link.close()
 
 
+def _forge_then_answer(sync_or_async_link, gw_port_sock, forger, answer: bytes) -> None:
+    """The forger (same host, another port) sends first; then the gateway's port."""
+    port = sync_or_async_link.local_address[1]
+    forger.sendto(answer, ("127.0.0.1", port))
+    gw_port_sock.sendto(answer, ("127.0.0.1", port))
+
+
+def test_udp_ignores_datagrams_from_another_port_of_the_gateway_host():
+    """Issue 15 item 6: an answer counts only from the gateway's address AND port."""
+    answer = codec.encode_response(
+        Service.READ, ObjectType.USER_INFO, 3000, Property.VALUE, b"\0\0\x40\x41", src=101
+    )
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gw_sock,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger,
+    ):
+        gw_sock.bind(("127.0.0.1", 0))
+        forger.bind(("127.0.0.1", 0))
+        link = UdpTransport(
+            "127.0.0.1", gw_sock.getsockname()[1], reply_port=0, bind_host="127.0.0.1"
+        )
+        _forge_then_answer(link, gw_sock, forger, answer)
+        assert link.receive(1.0) == answer  # the gateway's datagram, not the forged one
+        assert link.receive(0.2) == b""
+        assert link.foreign_datagrams == 1
+        link.close()
+        # setups that answer from another port say so: answer_port=N (or any)
+        link = open_transport(
+            f"udp://127.0.0.1:{gw_sock.getsockname()[1]}"
+            f"?reply_port={free_port(socket.SOCK_DGRAM)}&bind=127.0.0.1"
+            f"&answer_port={forger.getsockname()[1]}"
+        )
+        assert link.answer_port == forger.getsockname()[1]
+        _forge_then_answer(link, gw_sock, forger, answer)
+        assert link.receive(1.0) == answer and link.receive(0.2) == b""
+        assert link.foreign_datagrams == 1  # now the request port's datagram is the stranger
+        link.close()
+        link = open_transport(
+            f"udp://127.0.0.1:{gw_sock.getsockname()[1]}"
+            f"?reply_port={free_port(socket.SOCK_DGRAM)}&answer_port=any"
+        )
+        _forge_then_answer(link, gw_sock, forger, answer)
+        assert link.receive(1.0) == answer and link.receive(1.0) == answer
+        assert link.foreign_datagrams == 0
+        link.close()
+
+    async def forged_async():
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gw_sock,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger,
+        ):
+            gw_sock.bind(("127.0.0.1", 0))
+            forger.bind(("127.0.0.1", 0))
+            link = AsyncUdpTransport(
+                "127.0.0.1", gw_sock.getsockname()[1], reply_port=0, bind_host="127.0.0.1"
+            )
+            await link.open()
+            _forge_then_answer(link, gw_sock, forger, answer)
+            got = await link.receive(1.0)
+            rest = await link.receive(0.2)
+            await link.close()
+            return got, rest, link.foreign_datagrams
+
+    assert asyncio.run(forged_async()) == (answer, b"", 1)
+
+
+def test_udp_answer_port_is_checked():
+    for bad in ("x", "-1", "70000"):
+        with pytest.raises(ValueError, match="answer_port"):
+            open_transport(f"udp://127.0.0.1:4002?answer_port={bad}")
+    with pytest.raises(ValueError, match="answer_port"):
+        UdpTransport("127.0.0.1", 4002, answer_port="some")
+
+
 def test_udp_reply_port_in_use_is_a_link_error():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
@@ -514,7 +583,7 @@ def test_async_many_links_concurrently():
 
     rounds = asyncio.run(main())
     assert len(rounds) == 40
-    assert all(r == {(101, 3000): 12.359375, (102, 3000): 12.5} for r in rounds)
+    assert all(r == {(3000, 101): 12.359375, (3000, 102): 12.5} for r in rounds)
 
 
 def test_async_tcp_server_allow_list_and_replacement():

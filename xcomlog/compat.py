@@ -14,6 +14,11 @@ differs, on purpose:
 
 * Links open on first use (xcom-proto binds the UDP port when the object is built), so
   building several objects, as its README does, works.
+* A write keeps xcom-proto's default target, for compatibility: without ``dstAddr``,
+  ``setValue`` writes to ``dstAddr=100``, the multicast address of every Xtender (and
+  for another family's parameter, that family's multicast). ``XcomClient.write_param``
+  has no default target: it must be named there (issue 16). Pass ``dstAddr=101`` to
+  write to one Xtender only.
 * With the default ``dstAddr=100`` (all Xtenders), a datapoint of another family goes to
   that family (a BSP info to the BSP, a VarioTrack parameter to all VarioTracks), and a
   read at a multicast address goes to the family's first device: the specification does
@@ -42,11 +47,11 @@ from .links import (
     TcpServerTransport,
     UdpTransport,
 )
+from .options import DEFAULT_TIMEOUT_S
 from .protocol import (
     ADDRESS_XT_MULTICAST,
     DEFAULT_BAUDRATE,
     FAMILY_ADDRESSES,
-    RESPONSE_TIMEOUT_S,
     AccessLevel,
     ErrorCode,
     Family,
@@ -376,7 +381,7 @@ class XcomAbs:
         raise NotImplementedError
 
     def _timeout(self) -> float:
-        return RESPONSE_TIMEOUT_S
+        return DEFAULT_TIMEOUT_S
 
     @property
     def client(self) -> Any:
@@ -495,7 +500,11 @@ class XcomAbs:
         dstAddr: int = ADDRESS_XT_MULTICAST,  # noqa: N803
         propertyID: bytes | int = XcomC.QSP_UNSAVED_VALUE,  # noqa: N803
     ) -> None:
-        """Write a parameter: to RAM by default, to flash with ``propertyID=XcomC.QSP_VALUE``."""
+        """Write a parameter: to RAM by default, to flash with ``propertyID=XcomC.QSP_VALUE``.
+
+        The target defaults to ``dstAddr=100``, every Xtender at once, as in xcom-proto
+        (kept for compatibility; the family's multicast for another family's parameter).
+        """
         self.log.debug("setting value %s", parameter)
         number = int(parameter.id)
         prop = _code(propertyID, "propertyID")
@@ -505,10 +514,13 @@ class XcomAbs:
             dp = _catalog().at(number, address)
         except CatalogError:
             dp = _lookup(number)
-        if dp is not None and dp.kind == "parameter" and dp.format is not None:
-            value = _catalog().validate(dp, value)
-        data = parameter.packValue(value)
         client = self.client
+        if dp is not None and dp.kind == "parameter" and dp.format is not None:
+            volts = None
+            if dp.scales_with_system_voltage:  # the installation's 12/24/48 V limits
+                volts = client.system_voltage or client.detect_system_voltage()
+            value = _catalog().validate(dp, value, system_voltage=volts)
+        data = parameter.packValue(value)
         self._exchange(
             lambda: client.write_property(ObjectType.PARAMETER, number, prop, data, address)
         )

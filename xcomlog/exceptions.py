@@ -82,3 +82,7 @@ class ConfigError(XcomError, ValueError):
 
 class DatalogError(XcomError, ValueError):
     """An SD-card datalog file cannot be read (not a datalog, header cut or unreadable)."""
+
+
+class BrokerError(XcomError, ConnectionError):
+    """The MQTT broker refuses us for good (bad credentials, refused TLS handshake)."""

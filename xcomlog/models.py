@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .catalog import SYSTEM_VOLTAGES
 from .exceptions import ValidationError
 from .protocol import Family
 
@@ -52,7 +53,8 @@ IDENTIFICATION_INFOS: dict[Family, tuple[int, ...]] = {
     Family.XCOM_CAN_BMS: (7067,),
     Family.RCC: (),
 }
-_BATTERY_VOLTAGE_INFO = {
+#: The "ID batt voltage" identification info of each family (12, 24 or 48 V).
+BATTERY_VOLTAGE_INFOS = {
     Family.XTENDER: 3127,
     Family.VARIOTRACK: 11048,
     Family.VARIOSTRING: 15075,
@@ -103,8 +105,8 @@ def describe_device(family: Family | str, codes: Mapping[int, float]) -> DeviceT
     """
     family = Family(family)
     codes = dict(codes)
-    volts = _int(codes, _BATTERY_VOLTAGE_INFO.get(family, -1))
-    volts = volts if volts in (12, 24, 48) else None
+    volts = _int(codes, BATTERY_VOLTAGE_INFOS.get(family, -1))
+    volts = volts if volts in SYSTEM_VOLTAGES else None
     if family is Family.XTENDER:
         id_type, power = _int(codes, 3124), _int(codes, 3125)
         series = XTENDER_SERIES.get(id_type) if id_type is not None else None
@@ -200,6 +202,7 @@ def model_codes(model: str, system_voltage: int | None = None) -> tuple[Family, 
 
 
 __all__ = [
+    "BATTERY_VOLTAGE_INFOS",
     "BMS_MANUFACTURERS",
     "DeviceType",
     "IDENTIFICATION_INFOS",

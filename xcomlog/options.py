@@ -36,6 +36,9 @@ MAX_TIMEOUT_S = 10 * MINUTE_S
 MAX_CONNECT_TIMEOUT_S = DAY_S
 MAX_BACKOFF_S = DAY_S
 MAX_RUN_S = 3650 * DAY_S  # ``--duration`` of a run: ten years
+#: MQTT: each value published at most this often (``--mqtt-interval``, ``[mqtt] interval``).
+DEFAULT_MQTT_INTERVAL_S = 10.0
+MAX_MQTT_INTERVAL_S = DAY_S
 #: Serial speeds accepted in a link (the Xcom-232i speaks 38400 or 115200).
 MAX_BAUD = 4_000_000
 
@@ -98,6 +101,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_FLUSH_INTERVAL_S",
     "DEFAULT_INTERVAL_S",
+    "DEFAULT_MQTT_INTERVAL_S",
     "DEFAULT_PUBLISH_INTERVAL_S",
     "DEFAULT_RETRIES",
     "DEFAULT_ROTATE_INTERVAL_S",
@@ -107,6 +111,7 @@ __all__ = [
     "MAX_CONNECT_TIMEOUT_S",
     "MAX_FLUSH_INTERVAL_S",
     "MAX_INTERVAL_S",
+    "MAX_MQTT_INTERVAL_S",
     "MAX_PUBLISH_INTERVAL_S",
     "MAX_RETRIES",
     "MAX_ROTATE_INTERVAL_S",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import uuid
 
 # --- Frame layout (section 3.3) -------------------------------------------------------
 START_BYTE = 0xAA
@@ -56,6 +57,28 @@ CUSTOM_DATALOG_FIELD_MAX = 250
 
 # --- GUID (section 6.1) -----------------------------------------------------------------
 GUID_SIZE = 16
+#: The 16 bytes of the example answer of section 6.1.5, and the GUID they are.
+SPEC_GUID_EXAMPLE_BYTES = bytes.fromhex("3ad01b0b58c932baec4d3528613d7d40")
+SPEC_GUID_EXAMPLE = "407d3d61-2835-4dec-ba32-c9580b1bd03a"
+
+
+def guid_from_bytes(data: bytes) -> uuid.UUID:
+    """The GUID of the 16 wire bytes: one 128-bit little-endian integer (section 6.1.4).
+
+    The spec's example (6.1.5) then reads as a valid version-4 UUID;
+    ``uuid.UUID(bytes_le=...)`` (Microsoft's mixed-endian layout) would give another,
+    invalid one. Raises ValueError when ``data`` is not 16 bytes.
+    """
+    if len(data) != GUID_SIZE:
+        raise ValueError(f"a GUID is {GUID_SIZE} bytes, got {len(data)}")
+    return uuid.UUID(int=int.from_bytes(bytes(data), "little"))
+
+
+def guid_to_bytes(guid: uuid.UUID | str) -> bytes:
+    """The 16 wire bytes of a GUID (a UUID or its text): the inverse of ``guid_from_bytes``."""
+    value = guid if isinstance(guid, uuid.UUID) else uuid.UUID(str(guid))
+    return value.int.to_bytes(GUID_SIZE, "little")
+
 
 #: Text encoding of STRING values (section 4.2.3).
 STRING_ENCODING = "iso8859_15"

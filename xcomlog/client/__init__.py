@@ -9,6 +9,7 @@ one driving it with ``run_sync``, the other with ``run_async``::
     from xcomlog.client import XcomClient
     with XcomClient("tcp://192.168.1.10:4001") as xcom:
         xcom.read_info(3000, address=101)          # battery voltage of Xtender 1
+        xcom.read_infos([(3000, 101), (7002, 601)])  # {(3000, 101): ..., (7002, 601): ...}
         xcom.write_param(1138, 12.0, address=101)  # RAM only; flash=True to save it
 
 Values are typed through the datapoint catalog (``xcomlog.catalog``); writes are
@@ -24,7 +25,8 @@ from typing import Any, TypeVar
 
 from ..engine import Operation, PolitePolicy, run_async, run_sync
 from ..links import AsyncTransport, Transport, open_transport
-from ..protocol import ADDRESS_DTE, RESPONSE_TIMEOUT_S
+from ..options import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+from ..protocol import ADDRESS_DTE
 from .operations import OPERATIONS, ClientOperations, MessageRecord
 from .scan import DeviceInfo
 
@@ -59,6 +61,7 @@ def _client_options(
     polite: PolitePolicy | None,
     catalog: Any,
     open_timeout: float | None,
+    system_voltage: int | None,
     options: dict[str, Any],
 ) -> dict[str, Any]:
     return dict(
@@ -68,6 +71,7 @@ def _client_options(
         polite=polite,
         catalog=catalog,
         open_timeout=open_timeout,
+        system_voltage=system_voltage,
         **options,
     )
 
@@ -76,7 +80,9 @@ class XcomClient(ClientOperations):
     """Blocking Xcom client over any ``Transport`` (or a transport URL).
 
     ``timeout`` is per try (the specification's 2 s), ``retries`` the extra tries after
-    a timeout or a broken link; more tuning (backoff, busy_timeout, reconnect_timeout)
+    a timeout or a broken link (defaults: ``xcomlog.options``, as on the command line);
+    ``system_voltage`` (12, 24, 48) sets the battery-voltage limits writes are checked
+    against, else the installation is asked on the first write that needs it; more tuning (backoff, busy_timeout, reconnect_timeout)
     goes to ``xcomlog.engine.Session``. Use as a context manager, or ``open``/``close``.
     """
 
@@ -84,12 +90,13 @@ class XcomClient(ClientOperations):
         self,
         transport: Transport | str,
         *,
-        timeout: float = RESPONSE_TIMEOUT_S,
-        retries: int = 2,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        retries: int = DEFAULT_RETRIES,
         src: int = ADDRESS_DTE,
         polite: PolitePolicy | None = None,
         catalog: Any = None,
         open_timeout: float | None = None,
+        system_voltage: int | None = None,
         **session_options: Any,
     ) -> None:
         if isinstance(transport, str):
@@ -100,7 +107,16 @@ class XcomClient(ClientOperations):
             )
         self.transport = transport
         self._setup(
-            **_client_options(timeout, retries, src, polite, catalog, open_timeout, session_options)
+            **_client_options(
+                timeout,
+                retries,
+                src,
+                polite,
+                catalog,
+                open_timeout,
+                system_voltage,
+                session_options,
+            )
         )
 
     def open(self) -> XcomClient:
@@ -138,12 +154,13 @@ class AsyncXcomClient(ClientOperations):
         self,
         transport: AsyncTransport | Transport | str,
         *,
-        timeout: float = RESPONSE_TIMEOUT_S,
-        retries: int = 2,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        retries: int = DEFAULT_RETRIES,
         src: int = ADDRESS_DTE,
         polite: PolitePolicy | None = None,
         catalog: Any = None,
         open_timeout: float | None = None,
+        system_voltage: int | None = None,
         **session_options: Any,
     ) -> None:
         import asyncio
@@ -159,7 +176,16 @@ class AsyncXcomClient(ClientOperations):
         self.transport = transport
         self._lock = asyncio.Lock()
         self._setup(
-            **_client_options(timeout, retries, src, polite, catalog, open_timeout, session_options)
+            **_client_options(
+                timeout,
+                retries,
+                src,
+                polite,
+                catalog,
+                open_timeout,
+                system_voltage,
+                session_options,
+            )
         )
 
     async def open(self) -> AsyncXcomClient:

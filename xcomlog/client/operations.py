@@ -48,9 +48,12 @@ from ..protocol import (
     Service,
     device_name,
     family_of_address,
+    guid_from_bytes,
+    parse_device,
 )
 from ..records import Frame
 from .scan import ScanOperations
+from .system_voltage import SystemVoltageOperations, check_system_voltage
 from .transfer import FileTransferOperations
 
 log = logging.getLogger("xcomlog.client")
@@ -76,6 +79,7 @@ OPERATIONS = (
     "list_datalog_files",
     "download_datalog_file",
     "scan",
+    "detect_system_voltage",
 )
 
 
@@ -101,7 +105,30 @@ def _first_address(family: Family) -> int:
     return FAMILY_ADDRESSES[family][1]
 
 
-class ClientOperations(ScanOperations, FileTransferOperations):
+def _write_targets(address: int | str | Sequence[int | str] | None) -> list[int]:
+    """The addresses a write names: one device, a list, or a multicast; never a default."""
+    words = (
+        [] if address is None else [address] if isinstance(address, (int, str)) else list(address)
+    )
+    if not words:
+        raise ValidationError(
+            "a write names its target: address= a device (101 or 'xt1'), a list "
+            "([101, 102]) or a multicast to a family (100 or 'xt')"
+        )
+    targets: list[int] = []
+    for word in words:
+        if isinstance(word, bool):
+            raise ValidationError(f"address {word!r} is not a device")
+        try:
+            targets.append(parse_device(word))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+    if len(set(targets)) != len(targets):
+        raise ValidationError(f"the write lists a device twice: {address!r}")
+    return targets
+
+
+class ClientOperations(ScanOperations, FileTransferOperations, SystemVoltageOperations):
     """Every client operation, written once as a generator over the engine's I/O commands."""
 
     def _setup(
@@ -113,6 +140,7 @@ class ClientOperations(ScanOperations, FileTransferOperations):
         polite: PolitePolicy | None,
         catalog: Any,
         open_timeout: float | None,
+        system_voltage: int | None = None,
         **session_options: Any,
     ) -> None:
         self._session = Session(
@@ -120,6 +148,16 @@ class ClientOperations(ScanOperations, FileTransferOperations):
         )
         self._catalog = catalog
         self.open_timeout = open_timeout
+        self._system_voltage: int | None = None
+        self._system_voltage_asked = False
+        if system_voltage is not None:
+            self._system_voltage = check_system_voltage(system_voltage, "system_voltage")
+
+    @property
+    def system_voltage(self) -> int | None:
+        """12, 24 or 48: given (``system_voltage=``) or found before the first write that
+        needs it (``detect_system_voltage``); None until then."""
+        return self._system_voltage
 
     # Properties shared by both clients ---------------------------------------------------
     @property
@@ -315,47 +353,68 @@ class ClientOperations(ScanOperations, FileTransferOperations):
         self,
         number: int,
         value: Any,
-        address: int | None = None,
+        address: int | str | Sequence[int | str] | None = None,
         *,
         flash: bool = False,
         fmt: Format | None = None,
     ) -> Operation[None]:
-        """Write parameter ``number``: to RAM (unsaved value) unless ``flash=True``.
+        """Write parameter ``number`` to ``address``: RAM (unsaved value) unless ``flash=True``.
 
-        Flash survives a restart but endures only about 1000 writes per parameter
-        (section 4.5.4), so it is never the default. The value is validated against the
-        catalog (format, range, menu options, level) before anything is sent.
+        ``address`` names the target, there is no default: a device (``101`` or
+        ``"xt1"``), a list of them (``[101, 102]``, written in turn) or a multicast to a
+        whole family (``100`` or ``"xt"``). Flash survives a restart but endures only about
+        1000 writes per parameter (section 4.5.4), so it is never the default. The value
+        is validated against the catalog (format, range, menu options, level) before
+        anything is sent; battery-voltage limits are those of the installation's system
+        voltage (``system_voltage=``, else found from the installation on first need).
         """
+        targets = _write_targets(address)
         prop = Property.VALUE_QSP if flash else Property.UNSAVED_VALUE_QSP
-        if fmt is not None:
-            if address is None:
-                raise ValidationError("an address is needed when fmt= is given")
-            data = codec.pack_value(Format(fmt), value)
-        else:
-            dp, address = self._datapoint(number, "parameter", address)
+        writes: list[tuple[int, bytes]] = []
+        for target in targets:
+            if fmt is not None:
+                writes.append((target, codec.pack_value(Format(fmt), value)))
+                continue
+            dp, target = self._datapoint(number, "parameter", target)
             if dp.format is None:
                 raise ValidationError(f"parameter {number} ({dp.name}) has no value to write")
-            value = self.catalog.validate(dp, value)
-            data = codec.pack_value(dp.format, value)
-        yield from self._write_property(ObjectType.PARAMETER, number, prop, data, address)
+            volts = None
+            if dp.scales_with_system_voltage:
+                volts = yield from self._known_system_voltage()
+            checked = self.catalog.validate(dp, value, system_voltage=volts)
+            writes.append((target, codec.pack_value(dp.format, checked)))
+        for target, data in writes:  # every target checked before the first is sent
+            yield from self._write_property(ObjectType.PARAMETER, number, prop, data, target)
         return None
+
+    def _known_system_voltage(self) -> Operation[int | None]:
+        """The system voltage: given, found once from the installation, else None (48 V)."""
+        if self._system_voltage is None and not self._system_voltage_asked:
+            if (yield from self._detect_system_voltage()) is None:
+                log.warning(
+                    "no device tells the system voltage: checking against the appendix's "
+                    "48 V limits (give system_voltage= / --system-voltage)"
+                )
+        return self._system_voltage
 
     def _read_infos(
         self,
         items: Iterable[tuple[int, int] | tuple[int, int, int]],
         *,
         on_error: str = "raise",
-    ) -> Operation[dict[tuple[int, int], Any]]:
-        """Many user infos at once: ``{(address, number): value}``.
+    ) -> Operation[dict[tuple[int, ...], Any]]:
+        """Many user infos at once: ``{item: value}``, keyed and ordered as requested.
 
-        Items are ``(number, address)`` or ``(number, address, aggregation)``. They go in
-        multi-info requests of at most 76 (section 4.9); a gateway without that service
-        is read one info at a time instead. Multi-info values are float32 on the wire and
-        come back as the datapoint's type. ``on_error="skip"`` leaves out infos a device
-        refuses (single reads only) instead of raising.
+        Items are ``(number, address)`` or ``(number, address, aggregation)``; each key is
+        the item as passed (``read_infos([(3000, 101)])`` gives ``{(3000, 101): 51.2}``).
+        They go in multi-info requests of at most 76 (section 4.9); a gateway without
+        that service is read one info at a time instead. Multi-info values are float32 on
+        the wire and come back as the datapoint's type. ``on_error="skip"`` leaves out
+        infos a device refuses (single reads only) instead of raising.
         """
         if on_error not in ("raise", "skip"):
             raise ValueError("on_error must be 'raise' or 'skip'")
+        keys: list[tuple[int, ...]] = []
         wanted: list[tuple[int, int, int]] = []
         for item in items:
             if len(item) == 3:
@@ -363,8 +422,9 @@ class ClientOperations(ScanOperations, FileTransferOperations):
             else:
                 number, address = item  # type: ignore[misc]
                 aggregation = multi_info_aggregation(address)
+            keys.append(tuple(item))
             wanted.append((int(number), int(address), int(aggregation)))
-        result: dict[tuple[int, int], Any] = {}
+        found: dict[int, Any] = {}  # position in the request -> value
         session = self._session
         position = 0
         if session.multi_info_supported is not False:
@@ -374,25 +434,31 @@ class ClientOperations(ScanOperations, FileTransferOperations):
                     frame = yield from self._multi_info(batch)
                 except DeviceError as exc:
                     if exc.code in NO_MULTI_INFO_ERRORS and session.multi_info_supported is None:
-                        log.info(
-                            "the gateway has no multi-info service (%s): single reads", exc.name
+                        # said once per session: the gateway's firmware will not change
+                        log.warning(
+                            "the gateway has no multi-info service (%s; firmware before "
+                            "1.6.74): reading user infos one by one",
+                            exc.name,
                         )
                         session.multi_info_supported = False
                         break
                     raise
                 session.multi_info_supported = True
                 decoded = codec.decode_multi_info(frame.data)
-                for (number, address, _), value in zip(batch, decoded.values.tolist(), strict=True):
-                    result[(address, number)] = self._typed(number, address, value)
+                for i, ((number, address, _), value) in enumerate(
+                    zip(batch, decoded.values.tolist(), strict=True), start=position
+                ):
+                    found[i] = self._typed(number, address, value)
                 position += len(batch)
-        for number, address, _ in wanted[position:]:
+        for i in range(position, len(wanted)):
+            number, address, _ = wanted[i]
             try:
-                result[(address, number)] = yield from self._read_info(number, address)
+                found[i] = yield from self._read_info(number, address)
             except (DeviceError, CatalogError, ValidationError) as exc:
                 if on_error == "raise":
                     raise
                 log.debug("skipped info %d at %s: %s", number, device_name(address), exc)
-        return result
+        return {keys[i]: found[i] for i in range(len(wanted)) if i in found}
 
     def _multi_info(self, batch: Sequence[tuple[int, int, int]]) -> Operation[Frame]:
         pairs = [(number, aggregation) for number, _, aggregation in batch]
@@ -495,11 +561,11 @@ class ClientOperations(ScanOperations, FileTransferOperations):
         )
 
     def _read_guid(self) -> Operation[uuid.UUID]:
-        """The installation's GUID (section 6.1), sent little-endian."""
+        """The installation's GUID (section 6.1): one 128-bit little-endian integer."""
         frame = yield from self._read_property(ObjectType.GUID, 0, Property.NONE, ADDRESS_GATEWAY)
         if len(frame.data) != GUID_SIZE:
             raise ValidationError(f"GUID answer has {len(frame.data)} bytes, expected {GUID_SIZE}")
-        return uuid.UUID(bytes_le=bytes(frame.data))
+        return guid_from_bytes(frame.data)
 
     def _write_datalog_field(self, text: str) -> Operation[None]:
         """Set the custom datalog field (section 4.7): at most 250 ISO-8859-15 bytes."""

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ..engine import (
     Operation,
 )
-from ..exceptions import (
-    DeviceError,
-    XcomError,
-)
+from ..exceptions import DeviceError
+from ..identification import identification_points, identify
+from ..models import DeviceType, describe_device
 from ..protocol import (
     FAMILY_ADDRESSES,
-    ErrorCode,
     Family,
     ObjectType,
     Property,
@@ -36,13 +34,15 @@ class DeviceInfo(NamedTuple):
     firmware: str | None  # "1.6.30", from the catalog's version infos
     id_type: int | None  # the model code of the "ID type" info
     fid: int | None  # the unique factory id, when the device reports it
+    #: What the device is, from its identification infos (``xcomlog.models``), raw codes kept.
+    device_type: DeviceType | None = None
 
-
-def _version(msb: float, lsb: float) -> str:
-    """Software version from the SOFT msb/lsb infos (section 4.4.3): X.Y.Z."""
-    high = int(msb) & 0xFFFF
-    low = int(lsb) & 0xFFFF
-    return f"{high >> 8}.{low >> 8}.{low & 0xFF}"
+    @property
+    def model(self) -> str:
+        """What the device is, for people: "XTH 8000-48", "VarioString VS-70", "BSP"."""
+        if self.device_type is None:
+            return describe_device(self.family, {}).description
+        return self.device_type.description
 
 
 class ScanOperations:
@@ -59,51 +59,40 @@ class ScanOperations:
         chosen = SCAN_FAMILIES if families is None else tuple(Family(f) for f in families)
         devices: list[DeviceInfo] = []
         for family in chosen:
-            infos = self._version_infos(family)
-            if infos is None:
+            if "soft_msb" not in identification_points(self.catalog, family):
                 log.warning("no version infos for %s in the catalog; skipped", family.value)
                 continue
             _multicast, first, last = FAMILY_ADDRESSES[family]
             for address in range(first, last + 1):
-                values: dict[str, Any] = {}
-                present = True
-                for key, dp in infos.items():
-                    if dp is None:
-                        continue
-                    try:
-                        frame = yield from self._read_property(
-                            ObjectType.USER_INFO, dp.number, Property.VALUE, address
-                        )
-                    except DeviceError as exc:
-                        if exc.code == ErrorCode.DEVICE_NOT_FOUND:
-                            present = False
-                            break
-                        continue  # the device exists but lacks this info
-                    try:
-                        values[key] = self.catalog.decode(dp, frame.data)
-                    except XcomError:
-                        continue
-                if not present:
+                found = yield from identify(
+                    self._session, self.catalog, address, family, patient=True
+                )
+                if found is None:  # DEVICE_NOT_FOUND
                     if stop_at_gap:
                         break
                     continue
-                firmware = None
-                if "soft_msb" in values and "soft_lsb" in values:
-                    firmware = _version(values["soft_msb"], values["soft_lsb"])
-                fid = None
-                if "fid_msb" in values and "fid_lsb" in values:
-                    fid = ((int(values["fid_msb"]) & 0xFFFF) << 16) | (
-                        int(values["fid_lsb"]) & 0xFFFF
-                    )
-                id_type = int(values["id_type"]) if "id_type" in values else None
-                found_family = family
-                if family is Family.BSP and not values:
+                said_nothing = found.firmware is None and found.id_type is None
+                if family is Family.BSP and said_nothing and found.serial is None:
                     # The battery address answers but not with the BSP's identification:
                     # an Xcom-CAN BMS (it has no version infos of its own).
                     if (yield from self._answers_bms_info(address)):
-                        found_family = Family.XCOM_CAN_BMS
-                name = "bms" if found_family is Family.XCOM_CAN_BMS else device_name(address)
-                devices.append(DeviceInfo(address, found_family, name, firmware, id_type, fid))
+                        bms = yield from identify(
+                            self._session, self.catalog, address, Family.XCOM_CAN_BMS, patient=True
+                        )
+                        found = bms or found._replace(family=Family.XCOM_CAN_BMS)
+                name = "bms" if found.family is Family.XCOM_CAN_BMS else device_name(address)
+                fid = int(found.serial) if found.serial is not None else None
+                devices.append(
+                    DeviceInfo(
+                        address,
+                        found.family,
+                        name,
+                        found.firmware,
+                        found.id_type,
+                        fid,
+                        found.device_type,
+                    )
+                )
         return devices
 
     def _answers_bms_info(self, address: int) -> Operation[bool]:
@@ -123,22 +112,3 @@ class ScanOperations:
         except DeviceError:
             return False
         return True
-
-    def _version_infos(self, family: Family) -> dict[str, Any] | None:
-        """The catalog's identification infos of a family (SOFT msb/lsb, ID type, FID)."""
-        wanted = {
-            "soft_msb": "id soft msb",
-            "soft_lsb": "id soft lsb",
-            "id_type": "id type",
-            "fid_msb": "id fid msb",
-            "fid_lsb": "id fid lsb",
-        }
-        found: dict[str, Any] = {}
-        for dp in self.catalog.datapoints(family=family, kind="info"):
-            name = dp.name.strip().lower()
-            for key, text in wanted.items():
-                if name == text and key not in found:
-                    found[key] = dp
-        if "soft_msb" not in found:
-            return None
-        return found

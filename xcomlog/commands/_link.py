@@ -22,7 +22,7 @@ from ..options import (
     MAX_RETRIES,
     MAX_TIMEOUT_S,
 )
-from ._options import duration, integer, number
+from ._options import add_duration_option, integer, number
 
 LINK_OPTIONS = ("serial", "tcp", "listen", "udp")
 
@@ -72,11 +72,11 @@ def add_link_options(parser: argparse.ArgumentParser, *, required: bool = False)
 def add_client_options(parser: argparse.ArgumentParser) -> None:
     """Timeout, retries and the polite mode (for commands that make a client)."""
     group = parser.add_argument_group("requests")
-    group.add_argument(
+    add_duration_option(
+        group,
         "--timeout",
-        type=duration("--timeout", maximum=MAX_TIMEOUT_S),
+        maximum=MAX_TIMEOUT_S,
         default=DEFAULT_TIMEOUT_S,
-        metavar="DURATION",
         help=f"how long to wait for each answer ({DEFAULT_TIMEOUT_S:g}s; e.g. 500ms, 5s)",
     )
     group.add_argument(
@@ -85,11 +85,11 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_RETRIES,
         help=f"extra tries after a timeout, 0-{MAX_RETRIES} ({DEFAULT_RETRIES})",
     )
-    group.add_argument(
+    add_duration_option(
+        group,
         "--connect-timeout",
-        type=duration("--connect-timeout", maximum=MAX_CONNECT_TIMEOUT_S),
+        maximum=MAX_CONNECT_TIMEOUT_S,
         default=DEFAULT_CONNECT_TIMEOUT_S,
-        metavar="DURATION",
         help="how long to wait for the link (with --listen: for the Moxa to connect) "
         f"({DEFAULT_CONNECT_TIMEOUT_S:g}s)",
     )
@@ -98,6 +98,13 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         metavar="HH:MM-HH:MM[,...]",
         default=None,
         help="polite mode: windows of local time without requests (the portal uploads near midnight)",
+    )
+    group.add_argument(
+        "--quiet-clock",
+        choices=("local", "installation"),
+        default=None,
+        help="polite mode: the clock of --quiet-window: this machine's (local) or the "
+        "installation's own clock {5002}, read at start and hourly (installation)",
     )
     group.add_argument(
         "--duty-cycle",
@@ -258,12 +265,17 @@ def polite_from_args(args: argparse.Namespace) -> Any:
     """The PolitePolicy of --quiet / --duty-cycle, None when neither was given."""
     quiet = getattr(args, "quiet_window", None)
     duty = getattr(args, "duty_cycle", None)
+    clock = getattr(args, "quiet_clock", None)
     if quiet is None and duty is None:
+        if clock is not None:
+            _fail("--quiet-clock needs --quiet-window")
         return None
     from ..engine import PolitePolicy
 
     try:
-        return PolitePolicy.parse(quiet or (), duty_cycle=1.0 if duty is None else duty)
+        return PolitePolicy.parse(
+            quiet or (), duty_cycle=1.0 if duty is None else duty, clock=clock or "local"
+        )
     except ValueError as exc:
         _fail(f"polite mode: {exc}")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import ConfigError, XcomError
 from ..options import parse_duration
@@ -29,6 +30,25 @@ def duration(option: str, *, maximum: float, positive: bool = True) -> Callable[
 
     parse.__name__ = "duration"  # argparse names the type in its messages
     return parse
+
+
+def add_duration_option(
+    parser: Any,
+    option: str,
+    *,
+    maximum: float,
+    default: float | None,
+    help: str,
+    positive: bool = True,
+) -> None:
+    """Declare ``option`` as a ``DURATION`` (see ``duration``) on a parser or argument group."""
+    parser.add_argument(
+        option,
+        type=duration(option, maximum=maximum, positive=positive),
+        default=default,
+        metavar="DURATION",
+        help=help,
+    )
 
 
 def integer(option: str, low: int, high: int) -> Callable[[str], int]:

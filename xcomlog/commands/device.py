@@ -57,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="parameter property: value (flash), unsaved (RAM), min, max or level "
         "(user infos have only a value)",
     )
+    add_system_voltage_option(read)
     add_device_command_options(read)
     read.set_defaults(func=run_read)
 
@@ -100,19 +101,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     write.add_argument(
         "--no-verify", action="store_true", help="do not read the value back after writing"
     )
+    add_system_voltage_option(write)
     add_device_command_options(write)
     write.set_defaults(func=run_write)
 
     scan = subparsers.add_parser(
         "scan",
         help="find the devices of an installation",
-        description="List the devices that answer: family, address, firmware, model code.",
+        description=(
+            "List the devices that answer: address, model (from their identification "
+            "infos), firmware and factory id, and the installation's system voltage."
+        ),
     )
     scan.add_argument(
         "--all-addresses",
         action="store_true",
         help="try every address instead of stopping at the first missing device",
     )
+    add_system_voltage_option(scan)
     add_device_command_options(scan)
     scan.set_defaults(func=run_scan)
 
@@ -132,6 +138,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --- helpers ----------------------------------------------------------------------------
+
+
+def _system_voltage_arg(text: str) -> int:
+    from ..client.system_voltage import check_system_voltage
+    from ..exceptions import ValidationError, XcomError
+
+    try:
+        return check_system_voltage(text, "--system-voltage")
+    except ValidationError as exc:  # argparse would swallow a ValueError (see _options)
+        raise XcomError(str(exc)) from None
+
+
+_system_voltage_arg.__name__ = "system voltage"
+
+
+def add_system_voltage_option(parser: argparse.ArgumentParser) -> None:
+    """``--system-voltage 12|24|48``: the battery-voltage limits values are checked against."""
+    parser.add_argument(
+        "--system-voltage",
+        type=_system_voltage_arg,
+        default=None,
+        metavar="V",
+        help="12, 24 or 48: the installation's battery voltage, for the limits of the "
+        "battery-voltage parameters (default: asked from the installation when needed)",
+    )
 
 
 def _addresses(text: str | None) -> list[int | None]:
@@ -274,7 +305,7 @@ def run_read(args: argparse.Namespace) -> int:
             )
     rows: list[dict[str, Any]] = []
     failed = False
-    with client_from_args(args, catalog=catalog) as client:
+    with client_from_args(args, catalog=catalog, system_voltage=args.system_voltage) as client:
         note_quiet_window(client)
         for dp, address in targets:
             row: dict[str, Any] = {
@@ -374,6 +405,40 @@ def _targets_text(addresses: list[int]) -> str:
     return ", ".join(words)
 
 
+def _checked_writes(
+    catalog: Any, targets: list, value: str, volts: int | None, *, asked: bool = False
+) -> list:
+    """(datapoint, address, value) of each target, the value checked against the catalog
+    with the limits of ``volts`` (the appendix's 48 V when None)."""
+    from ..exceptions import ValidationError
+
+    writes = []
+    for dp, address in targets:
+        try:
+            writes.append((dp, address, catalog.validate(dp, value, system_voltage=volts)))
+        except ValidationError as exc:
+            if dp.scales_with_system_voltage and volts is None and asked:
+                raise ValidationError(
+                    f"{exc} (no device told the system voltage: give --system-voltage 12, 24 or 48)"
+                ) from None
+            raise
+    return writes
+
+
+def _confirmed(catalog: Any, writes: list, addresses: list[int], args: argparse.Namespace) -> bool:
+    """True to go on: no confirmation needed, ``--yes``, or a person said yes."""
+    dp, _, value = writes[0]
+    if not needs_confirmation(dp):
+        return True
+    action = describe_write(
+        dp, format_value(catalog, dp, value), _targets_text(addresses), flash=args.flash
+    )
+    if confirm(action, yes=args.yes):
+        return True
+    print("nothing was written", file=sys.stderr)
+    return False
+
+
 def run_write(args: argparse.Namespace) -> int:
     from ..catalog import load_catalog
     from ..exceptions import ValidationError
@@ -387,28 +452,34 @@ def run_write(args: argparse.Namespace) -> int:
         )
     if len(set(addresses)) != len(addresses):
         raise ValidationError(f"--device lists a device twice: {args.device}")
-    writes = []
+    targets = []
     for address in addresses:
         dp, address = resolve(catalog, args.datapoint, address)
         if dp.kind != "parameter":
             raise ValidationError(f"{dp} is a user info: it is read-only")
-        writes.append((dp, address, catalog.validate(dp, args.value)))  # refuses before connecting
-    dp, _, value = writes[0]
+        targets.append((dp, address))
+    dp = targets[0][0]
     if dp.is_signal and args.flash:
         raise ValidationError(f"{dp} is a signal: it acts at once, --flash does not apply")
-    value_text = format_value(catalog, dp, value)
-    if needs_confirmation(dp):
-        action = describe_write(dp, value_text, _targets_text(addresses), flash=args.flash)
-        if not confirm(action, yes=args.yes):
-            print("nothing was written", file=sys.stderr)
-            return 1
+    volts = args.system_voltage
+    # Battery-voltage limits depend on the installation: without --system-voltage it is
+    # asked first; every value is still checked before anything is written.
+    needs_volts = volts is None and any(d.scales_with_system_voltage for d, _ in targets)
+    writes = [] if needs_volts else _checked_writes(catalog, targets, args.value, volts)
+    if writes and not _confirmed(catalog, writes, addresses, args):
+        return 1  # asked before connecting when nothing needs the installation
     prop = Property.VALUE_QSP if args.flash else Property.UNSAVED_VALUE_QSP
     stored_in = "signal" if dp.is_signal else ("flash" if args.flash else "RAM")
     results = []
     from ._progress import note_quiet_window
 
-    with client_from_args(args, catalog=catalog) as client:
+    with client_from_args(args, catalog=catalog, system_voltage=volts) as client:
         note_quiet_window(client)
+        if needs_volts:
+            volts = client.detect_system_voltage()
+            writes = _checked_writes(catalog, targets, args.value, volts, asked=True)
+            if not _confirmed(catalog, writes, addresses, args):
+                return 1
         for wdp, address, wvalue in writes:
             client.write_param(wdp.number, wvalue, address, flash=args.flash)
             readback: Any = None
@@ -428,6 +499,7 @@ def run_write(args: argparse.Namespace) -> int:
                     "value": _jsonable(wvalue),
                     "unit": wdp.unit,
                     "stored_in": stored_in,
+                    "system_voltage": volts if wdp.scales_with_system_voltage else None,
                     "read_back": _jsonable(readback),
                 }
             )
@@ -456,51 +528,79 @@ def run_write(args: argparse.Namespace) -> int:
 # --- scan ----------------------------------------------------------------------------------
 
 
+def _device_document(d: Any) -> dict[str, Any]:
+    kind = d.device_type
+    return {
+        "device": d.name,
+        "address": d.address,
+        "family": d.family.value,
+        "model": d.model,
+        "series": kind.series if kind is not None else "",
+        "power_va": kind.power_va if kind is not None else None,
+        "battery_voltage": kind.battery_voltage if kind is not None else None,
+        "known_model": kind.known if kind is not None else False,
+        "firmware": d.firmware,
+        "id_type": d.id_type,
+        "fid": d.fid,
+        "codes": {str(n): _jsonable(v) for n, v in (kind.codes if kind else {}).items()},
+    }
+
+
 def run_scan(args: argparse.Namespace) -> int:
     from ..exceptions import DeviceError, XcomTimeout
+    from ..models import describe_device
+    from ..protocol import ADDRESS_GATEWAY, Family
     from ._progress import following, note_quiet_window, requests_sent
 
-    with client_from_args(args) as client:
+    with client_from_args(args, system_voltage=args.system_voltage) as client:
         note_quiet_window(client)
         with following(requests_sent(client), "scanning addresses", unit=" requests"):
             devices = client.scan(stop_at_gap=not args.all_addresses)
+            volts = args.system_voltage
+            source = "given" if volts is not None else None
+            if volts is None and devices:
+                volts = client.detect_system_voltage()
+                source = "installation" if volts is not None else None
         try:
             guid = str(client.read_guid())
         except (DeviceError, XcomTimeout):
             guid = None
         flags = client.last_frame_flags
+    # The gateway answered every request: the appendix gives it no identification info.
+    gateway = {
+        "device": "gateway",
+        "address": ADDRESS_GATEWAY,
+        "model": describe_device(Family.RCC, {}).description,
+    }
     if args.json:
         _emit_json(
             {
                 "guid": guid,
+                "system_voltage": volts,
+                "system_voltage_from": source,
                 "frame_flags": int(flags) if flags is not None else None,
-                "devices": [
-                    {
-                        "device": d.name,
-                        "address": d.address,
-                        "family": d.family.value,
-                        "firmware": d.firmware,
-                        "id_type": d.id_type,
-                        "fid": d.fid,
-                    }
-                    for d in devices
-                ],
+                "gateway": gateway,
+                "devices": [_device_document(d) for d in devices],
             }
         )
         return 0
     if guid:
         print(f"installation GUID {guid}")
+    if volts is not None:
+        print(
+            f"system voltage {volts} V ({'given' if source == 'given' else 'from the installation'})"
+        )
+    else:
+        print("system voltage unknown (no device tells it; give --system-voltage)")
     if not devices:
         print("no device answered")
         return 1
-    print(f"{'device':<8} {'address':>7}  {'family':<6} {'firmware':<9} {'id type':>7}  fid")
+    width = max(len(d.model) for d in devices)
+    print(f"{'device':<8} {'address':>7}  {'model':<{width}}  {'firmware':<9} fid")
     for d in devices:
         fid = f"{d.fid:08X}" if d.fid is not None else "-"
-        id_type = str(d.id_type) if d.id_type is not None else "-"
-        print(
-            f"{d.name:<8} {d.address:>7}  {d.family.value:<6} {d.firmware or '-':<9} "
-            f"{id_type:>7}  {fid}"
-        )
+        print(f"{d.name:<8} {d.address:>7}  {d.model:<{width}}  {d.firmware or '-':<9} {fid}")
+    print(f"{'gateway':<8} {ADDRESS_GATEWAY:>7}  {gateway['model']}")
     return 0
 
 

@@ -3,10 +3,10 @@
     xcomlog latest data/                      every site
     xcomlog latest data/ --site home --watch  refreshed every 2 s until Ctrl-C
 
-Reads with the public reader (``xcomlog.read``) the last days of the ``values`` and
-``parameters`` tables, plus the rows a running logger has journaled but not yet compacted
-(``OUT/_journal``, Arrow IPC segments up to their last complete batch), so it works while
-a logger writes. Each line: device, number, name, value with its unit, and its age.
+Reads only with the public reader (``xcomlog.read``), which includes the rows a running
+logger has journalled but not yet published (each once), the last days of the ``values``
+and ``parameters`` tables: it works while a logger writes. Each line: device, number,
+name, value with its unit, and its age.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 #: Tables whose rows are (time, address, number, value).
 TABLES = ("values", "parameters")
-#: Date partitions read per site and table: the newest day and the one before (a
-#: parameter snapshot taken before midnight is still the latest one after it).
+#: UTC days read per site and table: the newest day and the one before (a parameter
+#: snapshot taken before midnight is still the latest one after it).
 DAYS_READ = 2
 #: Names longer than this are cut on screen (the JSON keeps them whole).
 NAME_WIDTH = 40
@@ -64,42 +64,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # --- reading ------------------------------------------------------------------------------
 
 
-def _sites(root: Path) -> list[str]:
-    found: set[str] = set()
-    for table in TABLES:
-        for base in (root / table, root / "_journal" / table):
-            if base.is_dir():
-                found.update(p.name[5:] for p in base.glob("site=*") if p.is_dir())
-    return sorted(found)
+def _recent_rows(root: Path, table: str, site: str):
+    """The rows of the newest two days of ``table`` at ``site`` (journalled ones included).
 
-
-def _recent_days(root: Path, table: str, site: str) -> list[str]:
-    days: set[str] = set()
-    for base in (root / table, root / "_journal" / table):
-        folder = base / f"site={site}"
-        if folder.is_dir():
-            days.update(p.name[5:] for p in folder.glob("date=*") if p.is_dir())
-    return sorted(days)[-DAYS_READ:]
-
-
-def _journal_rows(root: Path, table: str, site: str):
-    """Rows a running logger journaled and has not compacted yet (pandas, maybe empty)."""
+    ``xcomlog.read`` gives published and journalled rows, each once. The last two UTC days
+    hold the latest values of a running logger; a site silent for longer is read from the
+    day before its newest Parquet day.
+    """
     import pandas as pd
 
-    from ..storage.journal import SEGMENT_SUFFIX, read_segment
+    import xcomlog
 
-    frames = []
-    folder = root / "_journal" / table / f"site={site}"
-    for segment in sorted(folder.glob(f"date=*/*{SEGMENT_SUFFIX}")) if folder.is_dir() else ():
-        try:
-            data, _ = read_segment(segment)
-        except OSError:  # compacted (deleted) while we looked: its rows are in Parquet now
-            continue
-        if data is not None and data.num_rows:
-            frames.append(data.select(["time", "address", "number", "value"]).to_pandas())
-    if not frames:
-        return pd.DataFrame(columns=["time", "address", "number", "value"])
-    return pd.concat(frames, ignore_index=True)
+    from ..reader import dataset_files
+
+    today = pd.Timestamp.now(tz="UTC").normalize()
+    start = today - pd.Timedelta(days=DAYS_READ - 1)
+    rows = xcomlog.read(root, start=start, site=site, table=table, wide=False)
+    if len(rows):
+        return rows
+    days = sorted({f.parent.name[len("date=") :] for f in dataset_files(root, table, site=site)})
+    if not days:
+        return rows
+    start = pd.Timestamp(days[-1], tz="UTC") - pd.Timedelta(days=DAYS_READ - 1)
+    return xcomlog.read(root, start=start, site=site, table=table, wide=False)
 
 
 def latest_rows(root: Path, site: str | None = None) -> list[dict[str, Any]]:
@@ -110,27 +97,21 @@ def latest_rows(root: Path, site: str | None = None) -> list[dict[str, Any]]:
 
     from ..catalog import load_catalog
     from ..protocol import device_name
+    from ..reader import dataset_sites
 
     catalog = load_catalog()
     rows: list[dict[str, Any]] = []
     now = pd.Timestamp.now(tz="UTC")
-    for name in [site] if site else _sites(root):
+    for name in [site] if site else dataset_sites(root):
         labels = xcomlog.read(root, table="datapoints", site=name)
         known = {
             (int(r.address), int(r.number)): (r.name, r.unit, r.family) for r in labels.itertuples()
         }
         for table in TABLES:
-            days = _recent_days(root, table, name)
-            if not days:
+            both = _recent_rows(root, table, name)
+            if not len(both):
                 continue
-            frames = [_journal_rows(root, table, name)]
-            if (root / table / f"site={name}").is_dir():
-                stored = xcomlog.read(root, start=days[0], site=name, table=table, wide=False)
-                frames.append(stored[["time", "address", "number", "value"]])
-            frames = [f for f in frames if len(f)]
-            if not frames:
-                continue
-            both = pd.concat(frames, ignore_index=True)
+            both = both[["time", "address", "number", "value"]].copy()
             both["time"] = pd.to_datetime(both["time"], utc=True)
             newest = (
                 both.sort_values("time", kind="stable")
@@ -223,7 +204,9 @@ def run(args: argparse.Namespace) -> int:
             "xcomlog latest reads with pandas: pip install 'xcomlog[analysis]'"
         ) from None
     if args.site:
-        known = _sites(root)
+        from ..reader import dataset_sites
+
+        known = dataset_sites(root)
         if args.site not in known:
             raise ValidationError(
                 f"no site {args.site!r} in {root} (sites: {', '.join(known) or 'none'})"

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         MAX_RUN_S,
     )
     from ._link import add_client_options, add_link_options
-    from ._options import duration
+    from ._options import add_duration_option
 
     parser = subparsers.add_parser(
         "log",
@@ -61,11 +61,12 @@ def register(subparsers) -> None:
         "every site (default: home, or the file's 'layout')",
     )
     parser.add_argument("--site", default="site", help="site name (a folder name) without --config")
-    parser.add_argument(
+    add_duration_option(
+        parser,
         "--interval",
-        type=duration("--interval", maximum=MAX_INTERVAL_S, positive=False),
+        maximum=MAX_INTERVAL_S,
         default=DEFAULT_INTERVAL_S,
-        metavar="DURATION",
+        positive=False,
         help=f"polling interval without --config ({DEFAULT_INTERVAL_S:g}s; e.g. 1s, 1min; "
         "0 = back to back)",
     )
@@ -76,27 +77,27 @@ def register(subparsers) -> None:
         "all-parameters, 3000, bsp:7002, 'Battery voltage')",
     )
     parser.add_argument("--devices", default="auto", help="auto (scan) or a list: xt1,xt2,vt1,bsp")
-    parser.add_argument(
+    add_duration_option(
+        parser,
         "--flush-interval",
-        type=duration("--flush-interval", maximum=MAX_FLUSH_INTERVAL_S),
+        maximum=MAX_FLUSH_INTERVAL_S,
         default=None,
-        metavar="DURATION",
         help="rows at risk on a crash: how often the journal is written "
         f"(default {DEFAULT_FLUSH_INTERVAL_S:g}s, or the file's flush_interval)",
     )
-    parser.add_argument(
+    add_duration_option(
+        parser,
         "--publish-interval",
-        type=duration("--publish-interval", maximum=MAX_PUBLISH_INTERVAL_S),
+        maximum=MAX_PUBLISH_INTERVAL_S,
         default=None,
-        metavar="DURATION",
         help="plain Parquet readers (pandas, DuckDB) see rows at most this old "
         f"(default {DEFAULT_PUBLISH_INTERVAL_S:g}s, or the file's publish_interval; e.g. 10s, 5min)",
     )
-    parser.add_argument(
+    add_duration_option(
+        parser,
         "--duration",
-        type=duration("--duration", maximum=MAX_RUN_S),
+        maximum=MAX_RUN_S,
         default=None,
-        metavar="DURATION",
         help="stop after this long (e.g. 90s, 10min, 1h)",
     )
     parser.add_argument("--no-status", action="store_true", help="no live status line")
@@ -105,7 +106,71 @@ def register(subparsers) -> None:
         action="store_true",
         help="print the polling plan and exit (needs configured devices)",
     )
+    add_mqtt_options(parser)  # MQTT
     parser.set_defaults(func=run)
+
+
+def add_mqtt_options(parser) -> None:
+    """MQTT: publish live values with Home Assistant discovery (see xcomlog.mqtt)."""
+    from ..options import DEFAULT_MQTT_INTERVAL_S, MAX_MQTT_INTERVAL_S
+    from ._options import duration
+
+    group = parser.add_argument_group("MQTT / Home Assistant (pip install 'xcomlog[mqtt]')")
+    group.add_argument(
+        "--mqtt", metavar="URL", help="broker: mqtt://[user:pass@]HOST[:PORT] or mqtts://"
+    )
+    group.add_argument(
+        "--mqtt-interval",
+        type=duration("--mqtt-interval", maximum=MAX_MQTT_INTERVAL_S, positive=False),
+        metavar="DURATION",
+        help=f"publish each value at most this often (default {DEFAULT_MQTT_INTERVAL_S:g}s, "
+        "or the file's [mqtt] interval; e.g. 1s, 1min; 0 = every change)",
+    )
+    group.add_argument(
+        "--mqtt-writes", metavar="NUMBERS", help="parameters HA may write, e.g. 1138,1107 (to RAM)"
+    )
+    group.add_argument(
+        "--mqtt-flash", metavar="NUMBERS", help="of those, the ones written to flash"
+    )
+    group.add_argument("--mqtt-prefix", metavar="PREFIX", help="topic prefix (default xcomlog)")
+    group.add_argument(
+        "--discovery-prefix", metavar="PREFIX", help="HA discovery prefix (default homeassistant)"
+    )
+
+
+def mqtt_from_args(args: argparse.Namespace, cfg):
+    """MQTT: the configuration with the --mqtt options applied over its [mqtt] table."""
+    import dataclasses
+
+    from ..exceptions import ConfigError
+    from ..mqtt.settings import settings_from_dict
+
+    options = {
+        "url": args.mqtt,
+        "interval": args.mqtt_interval,
+        "writes": args.mqtt_writes,
+        "flash": args.mqtt_flash,
+        "prefix": args.mqtt_prefix,
+        "discovery_prefix": args.discovery_prefix,
+    }
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return cfg
+    base = cfg.mqtt
+    if base is None and "url" not in given:
+        raise ConfigError(
+            "--mqtt-... options need --mqtt URL (or an [mqtt] table in the configuration)"
+        )
+    if base is not None:  # the options override the file's [mqtt] table, key by key
+        given.setdefault("writes", sorted(base.writes))
+        given.setdefault("url", "mqtt://placeholder")
+    parsed = settings_from_dict(given, "--mqtt", options=True)
+    if base is None:
+        return dataclasses.replace(cfg, mqtt=parsed)
+    fields = {name: getattr(parsed, name) for name in options if name in given and name != "url"}
+    if options["url"] is not None:
+        fields["broker"] = parsed.broker
+    return dataclasses.replace(cfg, mqtt=dataclasses.replace(base, **fields))
 
 
 def _link_url(args: argparse.Namespace) -> str | None:
@@ -166,7 +231,7 @@ def build_config(args: argparse.Namespace):
         import dataclasses
 
         cfg = dataclasses.replace(cfg, publish_interval=args.publish_interval)
-    return cfg
+    return mqtt_from_args(args, cfg)  # MQTT
 
 
 def print_plan(cfg, stream=None) -> int:

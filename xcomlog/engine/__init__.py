@@ -26,6 +26,7 @@ from .session import (
     Outcome,
     Session,
     SessionStats,
+    describe_error,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "Session",
     "SessionStats",
     "Sleep",
+    "describe_error",
     "is_whole_frame",
     "multi_info_aggregation",
     "run_async",

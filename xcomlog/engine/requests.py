@@ -63,6 +63,11 @@ _OBJECT_NAMES = {
 }
 
 
+def is_short_frame(raw: bytes) -> bool:
+    """True for a frame whose data is shorter than the 10-byte service header (2..9 bytes)."""
+    return len(raw) < _FULL_FRAME
+
+
 def _frame_fields(frame: Frame) -> tuple[int, int, int, int, int, int, int]:
     """The fields matching compares, in ``Request._decide``'s order."""
     return (
@@ -146,9 +151,23 @@ class Request:
         return f"{verb} {what} {self.object_id} (property 0x{self.property_id:02X}) at {device_name(self.dst)}"
 
     def classify(self, raw: bytes) -> int:
-        """ANSWER, FOREIGN or UNMATCHED for a raw, checksum-verified frame."""
+        """ANSWER, FOREIGN or UNMATCHED for a raw, checksum-verified frame.
+
+        A short frame (2..9 data bytes, issue 10) names no object: an error response to
+        us, of our service, from the device we asked (or the gateway) answers this
+        request (the device refused it, with or without a code); a short success names
+        nothing we asked for and is UNMATCHED.
+        """
         if len(raw) < _FULL_FRAME:  # a short frame: its object fields are absent (0)
             frame = codec.decode_frame(raw)
+            if (
+                frame.dst == self.src
+                and frame.service_flags & FLAG_RESPONSE
+                and frame.service_flags & FLAG_ERROR
+                and frame.service_id == self.service_id
+                and (frame.src == self.dst or self._source_ok(frame.src, frame.service_flags))
+            ):
+                return ANSWER
             return self._decide(*_frame_fields(frame), frame)
         _, src, dst, sflags, service, otype, oid, prop = HEAD.unpack_from(raw)
         return self._decide(src, dst, sflags, service, otype, oid, prop, raw)
@@ -194,4 +213,12 @@ class Request:
         return bool(service_flags & FLAG_ERROR) and src == ADDRESS_GATEWAY
 
 
-__all__ = ["ANSWER", "FOREIGN", "HEAD", "UNMATCHED", "Request", "multi_info_aggregation"]
+__all__ = [
+    "ANSWER",
+    "FOREIGN",
+    "HEAD",
+    "UNMATCHED",
+    "Request",
+    "is_short_frame",
+    "multi_info_aggregation",
+]

@@ -31,21 +31,28 @@ from .. import codec
 from ..exceptions import DeviceError, LinkError, XcomError, XcomTimeout
 from ..protocol import (
     ADDRESS_DTE,
+    ADDRESS_GATEWAY,
+    CHECKSUM_SIZE,
     FLAG_ERROR,
     FLAG_MESSAGE_PENDING,
     FLAG_RESTARTED,
     FLAG_SD_CARD_PRESENT,
     HEADER_SIZE,
+    PARAM_DATE,
     RESPONSE_TIMEOUT_S,
     RETRYABLE_ERRORS,
+    SERVICE_HEADER_SIZE,
     ErrorCode,
     FrameFlag,
+    ObjectType,
+    Property,
+    Service,
 )
 from ..records import Frame
 from .driving import Operation, Receive, Reconnect, Send, Sleep
 from .framing import Framer, is_whole_frame
 from .polite import PolitePolicy
-from .requests import ANSWER, FOREIGN, UNMATCHED, Request
+from .requests import ANSWER, FOREIGN, UNMATCHED, Request, is_short_frame
 
 log = logging.getLogger("xcomlog.engine")
 
@@ -165,6 +172,9 @@ class Session:
         self._drain_until = 0.0
         self._broken = False
         self._idle_until = 0.0
+        self._reading_clock = False
+        #: Called with (offset, previous offset) after each reading of the installation clock.
+        self.on_installation_clock: Callable[[float, float | None], None] | None = None
 
     @classmethod
     def for_logger(cls, *, src: int, timeout: float, retries: int) -> Session:
@@ -181,6 +191,35 @@ class Session:
             silent_limit=SILENT_LIMIT,
             late_window=0.0,
         )
+
+    # The installation's clock (polite mode in installation time) ----------------------------
+    def read_installation_clock(self) -> Operation[float | None]:
+        """Read {5002} and give the polite policy the installation clock's offset from
+        UTC; returns it (None when the clock did not answer: tried again in a minute).
+        ``on_installation_clock(offset, previous)`` hears of every reading."""
+        policy = self.polite
+        assert policy is not None
+        policy.clock_read_at = time.time()
+        # one short read, never held back by a window it is needed to place
+        self._reading_clock = True
+        try:
+            outcome = yield from self.run(clock_request(self.src), quiet=True)
+        finally:
+            self._reading_clock = False
+        if outcome.kind != OK:
+            log.warning("could not read the installation clock {5002}: %s", _kind_name(outcome))
+            return None
+        data = outcome.frame[HEADER_SIZE + SERVICE_HEADER_SIZE : -CHECKSUM_SIZE]
+        if len(data) != 4:
+            log.warning("the installation clock {5002} answered %d bytes, not 4", len(data))
+            return None
+        previous = policy.installation_offset
+        offset = policy.set_installation_clock(
+            int.from_bytes(data, "little", signed=True), outcome.time_ms / 1000.0
+        )
+        if self.on_installation_clock is not None:
+            self.on_installation_clock(offset, previous)
+        return offset
 
     # Frame flags ---------------------------------------------------------------------------
     @property
@@ -380,7 +419,7 @@ class Session:
                 raise DeviceError(
                     outcome.code, f"{current.describe()}: still busy after {self.busy_timeout:g} s"
                 )
-            raise DeviceError(outcome.code, current.describe())
+            raise DeviceError(outcome.code, describe_error(current, outcome))
         if kind == TIMEOUT:
             raise XcomTimeout(f"no answer to {current.describe()} within {timeout:g} s{tries}")
         if kind == DAMAGED:
@@ -444,10 +483,17 @@ class Session:
                 self.stats.stale_frames += len(frames)
                 log.debug("discarded %d frame(s) that arrived between requests", len(frames))
 
+    def polite_pause(self) -> Operation[None]:
+        """Wait out what polite mode asks before the next request (a quiet window, the
+        duty cycle's silence); ``run`` does it before every exchange."""
+        yield from self._polite_wait()
+
     def _polite_wait(self) -> Operation[None]:
         policy = self.polite
-        if policy is None:
+        if policy is None or self._reading_clock:
             return
+        if policy.clock_due(time.time()):
+            yield from self.read_installation_clock()
         wait = max(0.0, self._idle_until - self.clock())
         quiet = policy.quiet_remaining()
         if quiet > 0:
@@ -456,6 +502,35 @@ class Session:
         if wait > 0:
             self.stats.polite_wait_s += wait
             yield Sleep(wait)
+
+
+def clock_request(src: int) -> Request:
+    """A read of the installation's clock: {5002} of the gateway (RCC / Xcom-232i)."""
+    return Request(
+        Service.READ,
+        ObjectType.PARAMETER,
+        PARAM_DATE,
+        Property.VALUE_QSP,
+        dst=ADDRESS_GATEWAY,
+        src=src,
+    )
+
+
+def describe_error(request: Request, outcome: Outcome) -> str:
+    """What an ERROR outcome says, for a DeviceError or an event: the request, and for a
+    short answer (2..9 data bytes, issue 10) that it was one and whether it had a code."""
+    text = request.describe()
+    if outcome.frame and is_short_frame(outcome.frame):
+        size = len(outcome.frame) - HEADER_SIZE - CHECKSUM_SIZE
+        carried = "its error code" if size >= 4 else "no error code"
+        text += f": refused with a short answer ({size} data bytes, {carried})"
+    return text
+
+
+def _kind_name(outcome: Outcome) -> str:
+    if outcome.kind == ERROR:
+        return f"device error 0x{outcome.code:04X}"
+    return {TIMEOUT: "no answer", DAMAGED: "damaged answer"}.get(outcome.kind, "link down")
 
 
 #: Consecutive unanswered requests after which the logger takes a link for dead.
@@ -471,4 +546,6 @@ __all__ = [
     "Outcome",
     "Session",
     "SessionStats",
+    "clock_request",
+    "describe_error",
 ]

@@ -139,6 +139,10 @@ class SerialTransport(Transport):
         return AsyncSerialTransport(self.port, self.baudrate, parity=self.parity)
 
 
+#: Longest blocking read of a worker thread (pyserial URL handlers without a descriptor).
+_THREAD_SLICE_S = 0.2
+
+
 class AsyncSerialTransport(AsyncTransport):
     """asyncio twin of ``SerialTransport``.
 
@@ -208,8 +212,15 @@ class AsyncSerialTransport(AsyncTransport):
             return await super().receive(timeout)
         if not self.is_open:
             raise LinkError(f"serial port {self.port} is not open")
+        # A worker thread reads in short slices: a cancelled receive (a stop) leaves no
+        # thread blocked for a whole timeout, which would hold up the loop's shutdown.
         loop = asyncio.get_running_loop()
-        data = await loop.run_in_executor(None, self._sync.receive, timeout)
+        deadline = loop.time() + max(0.0, timeout)
+        while True:
+            wait = min(max(0.0, deadline - loop.time()), _THREAD_SLICE_S)
+            data = await loop.run_in_executor(None, self._sync.receive, wait)
+            if data or loop.time() >= deadline:
+                break
         self.bytes_received += len(data)
         return data
 

@@ -8,10 +8,11 @@ import logging
 import select
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import LinkError
-from .base import _RECV_SIZE, AsyncTransport, _hex
+from .base import _RECV_SIZE, AsyncTransport, Transport, _hex
 
 log = logging.getLogger("xcomlog.links")
 
@@ -65,6 +66,31 @@ def _send_stream(sock: socket.socket, data: bytes, timeout: float = 10.0) -> Non
             select.select([], [sock], [], remaining)
             continue
         view = view[sent:]
+
+
+class _StreamTransport(Transport):
+    """What both blocking TCP transports share: a write or read of the current connection
+    that drops it (``drop``) and says so in one LinkError when it fails or ends."""
+
+    def _send_on(
+        self, sock: socket.socket, data: bytes, peer: str, drop: Callable[[], None]
+    ) -> None:
+        try:
+            _send_stream(sock, data)
+        except OSError as exc:
+            drop()
+            raise LinkError(f"send to {peer} failed: {exc}") from exc
+        self._sent(data)
+
+    def _receive_on(
+        self, sock: socket.socket, timeout: float, peer: str, drop: Callable[[], None]
+    ) -> bytes:
+        data = _recv_stream(sock, timeout, peer)
+        if data is None:
+            drop()
+            raise LinkError(f"{peer} closed the connection")
+        self.bytes_received += len(data)
+        return data
 
 
 class _StreamProtocol(asyncio.Protocol):

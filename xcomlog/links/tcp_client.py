@@ -7,14 +7,8 @@ import logging
 import socket
 
 from ..exceptions import LinkError
-from .base import Transport, _Link, _timeout
-from .streams import (
-    _AsyncStreamTransport,
-    _close_socket,
-    _recv_stream,
-    _send_stream,
-    _StreamProtocol,
-)
+from .base import _Link, _timeout
+from .streams import _AsyncStreamTransport, _close_socket, _StreamProtocol, _StreamTransport
 
 log = logging.getLogger("xcomlog.links")
 
@@ -35,12 +29,10 @@ class _TcpClientConfig(_Link):
         return f"tcp://{self.host}:{self.port}"
 
 
-class TcpClientTransport(_TcpClientConfig, Transport):
+class TcpClientTransport(_TcpClientConfig, _StreamTransport):
     """We connect to a Moxa NPort in TCP server mode (``--tcp HOST:PORT``)."""
 
-    def __init__(self, host: str, port: int = DEFAULT_TCP_PORT) -> None:
-        super().__init__(host, port)
-        self._sock: socket.socket | None = None
+    _sock: socket.socket | None = None
 
     @property
     def is_open(self) -> bool:
@@ -67,22 +59,12 @@ class TcpClientTransport(_TcpClientConfig, Transport):
     def send(self, data: bytes) -> None:
         if self._sock is None:
             raise LinkError(f"not connected to {self.host}:{self.port}")
-        try:
-            _send_stream(self._sock, data)
-        except OSError as exc:
-            self.close()
-            raise LinkError(f"send to {self.host}:{self.port} failed: {exc}") from exc
-        self._sent(data)
+        self._send_on(self._sock, data, f"{self.host}:{self.port}", self.close)
 
     def receive(self, timeout: float) -> bytes:
         if self._sock is None:
             raise LinkError(f"not connected to {self.host}:{self.port}")
-        data = _recv_stream(self._sock, timeout, f"{self.host}:{self.port}")
-        if data is None:
-            self.close()
-            raise LinkError(f"{self.host}:{self.port} closed the connection")
-        self.bytes_received += len(data)
-        return data
+        return self._receive_on(self._sock, timeout, f"{self.host}:{self.port}", self.close)
 
     def as_async(self) -> AsyncTcpClientTransport:
         return AsyncTcpClientTransport(self.host, self.port)
@@ -90,10 +72,6 @@ class TcpClientTransport(_TcpClientConfig, Transport):
 
 class AsyncTcpClientTransport(_TcpClientConfig, _AsyncStreamTransport):
     """asyncio twin of ``TcpClientTransport``."""
-
-    def __init__(self, host: str, port: int = DEFAULT_TCP_PORT) -> None:
-        super().__init__(host, port)
-        self._protocol = None
 
     def _not_connected(self) -> str:
         return f"not connected to {self.host}:{self.port}"

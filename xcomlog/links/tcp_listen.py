@@ -10,14 +10,8 @@ import time
 from collections.abc import Iterable
 
 from ..exceptions import LinkError
-from .base import Transport, _Link, _resolve_ip, _timeout
-from .streams import (
-    _AsyncStreamTransport,
-    _close_socket,
-    _recv_stream,
-    _send_stream,
-    _StreamProtocol,
-)
+from .base import _Link, _resolve_ip, _timeout
+from .streams import _AsyncStreamTransport, _close_socket, _StreamProtocol, _StreamTransport
 from .tcp_client import DEFAULT_TCP_PORT
 
 log = logging.getLogger("xcomlog.links")
@@ -65,7 +59,7 @@ class _ListenConfig(_Link):
         return out
 
 
-class TcpServerTransport(_ListenConfig, Transport):
+class TcpServerTransport(_ListenConfig, _StreamTransport):
     """We listen and the Moxa (TCP client mode) connects to us (``--listen [HOST:]PORT``).
 
     This is the mode that keeps the Studer portal working: the Moxa holds one connection
@@ -75,16 +69,8 @@ class TcpServerTransport(_ListenConfig, Transport):
     peer is refused while the current one is alive, and taken when it is dead.
     """
 
-    def __init__(
-        self,
-        host: str = "0.0.0.0",
-        port: int = DEFAULT_TCP_PORT,
-        *,
-        allow: Iterable[str] | str | None = None,
-    ) -> None:
-        super().__init__(host, port, allow=allow)
-        self._listener: socket.socket | None = None
-        self._conn: socket.socket | None = None
+    _listener: socket.socket | None = None
+    _conn: socket.socket | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -204,12 +190,7 @@ class TcpServerTransport(_ListenConfig, Transport):
             self._accept_pending()
         if self._conn is None:
             raise LinkError(f"the Moxa is not connected to {self.host}:{self.port}")
-        try:
-            _send_stream(self._conn, data)
-        except OSError as exc:
-            self._drop_connection()
-            raise LinkError(f"send to the Moxa failed: {exc}") from exc
-        self._sent(data)
+        self._send_on(self._conn, data, "the Moxa", self._drop_connection)
 
     def receive(self, timeout: float) -> bytes:
         if self._conn is None:
@@ -217,12 +198,7 @@ class TcpServerTransport(_ListenConfig, Transport):
         assert self._listener is not None
         conn = self._conn
         if timeout <= 0:  # a drain: one non-blocking read
-            data = _recv_stream(conn, 0.0, "the Moxa")
-            if data is None:
-                self._drop_connection()
-                raise LinkError("the Moxa closed the connection")
-            self.bytes_received += len(data)
-            return data
+            return self._receive_on(conn, 0.0, "the Moxa", self._drop_connection)
         ready, _, _ = select.select([conn, self._listener], [], [], timeout)
         if not ready:
             return b""
@@ -234,12 +210,7 @@ class TcpServerTransport(_ListenConfig, Transport):
                 return b""  # replaced by a new connection: its bytes come next time
         if conn not in ready:
             return b""
-        data = _recv_stream(conn, 0.0, "the Moxa")
-        if data is None:
-            self._drop_connection()
-            raise LinkError("the Moxa closed the connection")
-        self.bytes_received += len(data)
-        return data
+        return self._receive_on(conn, 0.0, "the Moxa", self._drop_connection)
 
     def as_async(self) -> AsyncTcpServerTransport:
         return AsyncTcpServerTransport(self.host, self.port, allow=self.allow)
@@ -248,17 +219,8 @@ class TcpServerTransport(_ListenConfig, Transport):
 class AsyncTcpServerTransport(_ListenConfig, _AsyncStreamTransport):
     """asyncio twin of ``TcpServerTransport`` (same allow-list and replacement rules)."""
 
-    def __init__(
-        self,
-        host: str = "0.0.0.0",
-        port: int = DEFAULT_TCP_PORT,
-        *,
-        allow: Iterable[str] | str | None = None,
-    ) -> None:
-        super().__init__(host, port, allow=allow)
-        self._server: asyncio.base_events.Server | None = None
-        self._protocol = None
-        self._connected: asyncio.Event | None = None
+    _server: asyncio.base_events.Server | None = None
+    _connected: asyncio.Event | None = None
 
     @property
     def address(self) -> tuple[str, int]:

@@ -16,6 +16,21 @@ log = logging.getLogger("xcomlog.links")
 #: Default port of the gateway's requests, and the local port a Moxa in UDP mode answers to.
 DEFAULT_UDP_PORT = 4002
 DEFAULT_UDP_REPLY_PORT = 4001
+#: ``answer_port`` value that accepts answers from any port of the gateway's address.
+ANY_PORT = "any"
+
+
+def parse_answer_port(value: int | str | None) -> int | str | None:
+    """``None`` (answers come from the gateway's port), ``"any"`` or a port 0..65535."""
+    if value is None or value == ANY_PORT:
+        return value
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"answer_port must be 'any' or a port 0..65535, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"answer_port must be 'any' or a port 0..65535, got {port}")
+    return port
 
 
 class _UdpConfig(_Link):
@@ -30,20 +45,46 @@ class _UdpConfig(_Link):
         *,
         reply_port: int = DEFAULT_UDP_REPLY_PORT,
         bind_host: str = "",
+        answer_port: int | str | None = None,
     ) -> None:
         super().__init__()
         self.host = host
         self.port = int(port)
         self.reply_port = int(reply_port)
         self.bind_host = bind_host
+        #: Source port answers must come from: None the gateway's (``port``), ``"any"``
+        #: any port of the gateway's address (the old, forgeable behaviour), or a port.
+        self.answer_port = parse_answer_port(answer_port)
         self._peer_ip: str | None = None
         self.foreign_datagrams = 0
 
     def describe(self) -> str:
         text = f"udp://{self.host}:{self.port}?reply_port={self.reply_port}"
+        if self.answer_port is not None:
+            text += f"&answer_port={self.answer_port}"
         if self.bind_host:
             text += f"&bind={self.bind_host}"
         return text
+
+    def _from_gateway(self, source: tuple[Any, ...]) -> bool:
+        """True for a datagram from the gateway's address and answer port; others are
+        counted and ignored (another host, or a forger on the gateway's host)."""
+        wanted = self.answer_port
+        if source[0] == self._peer_ip and (
+            wanted == ANY_PORT or source[1] == (self.port if wanted is None else wanted)
+        ):
+            return True
+        self.foreign_datagrams += 1
+        log.debug("ignored a datagram from %s port %s", source[0], source[1])
+        return False
+
+    def _resolve_peer(self) -> int:
+        """Resolve the gateway's address; the socket family that reaches it."""
+        self._peer_ip = _resolve_ip(self.host)
+        return socket.AF_INET6 if ":" in self._peer_ip else socket.AF_INET
+
+    def _bind_failed(self, exc: OSError) -> LinkError:
+        return LinkError(f"cannot receive UDP answers on port {self.reply_port}: {exc}")
 
     def stats(self) -> dict[str, int]:
         out = super().stats()
@@ -55,20 +96,12 @@ class UdpTransport(_UdpConfig, Transport):
     """Xcom-LAN in UDP mode: requests go to the gateway's port, answers come to our port.
 
     The Moxa sends its answers not to the request's source port but to a fixed port
-    (``reply_port``, 4001 by default) on our host, so we bind that port. Datagrams from
-    any other host than the gateway are ignored and counted.
+    (``reply_port``, 4001 by default) on our host, so we bind that port. It sends them
+    from the port it receives requests on: datagrams from any other host or port are
+    ignored and counted (``answer_port`` names another source port, or ``"any"``).
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_UDP_PORT,
-        *,
-        reply_port: int = DEFAULT_UDP_REPLY_PORT,
-        bind_host: str = "",
-    ) -> None:
-        super().__init__(host, port, reply_port=reply_port, bind_host=bind_host)
-        self._sock: socket.socket | None = None
+    _sock: socket.socket | None = None
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -85,13 +118,12 @@ class UdpTransport(_UdpConfig, Transport):
     def open(self, timeout: float | None = None) -> None:
         if self._sock is not None:
             return
-        self._peer_ip = _resolve_ip(self.host)
+        family = self._resolve_peer()
         try:
-            family = socket.AF_INET6 if ":" in self._peer_ip else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.bind((self.bind_host, self.reply_port))
         except OSError as exc:
-            raise LinkError(f"cannot receive UDP answers on port {self.reply_port}: {exc}") from exc
+            raise self._bind_failed(exc) from exc
         self._sock = sock
         self.reply_port = sock.getsockname()[1]
         self.opens += 1
@@ -129,9 +161,7 @@ class UdpTransport(_UdpConfig, Transport):
                 continue
             except OSError as exc:
                 raise LinkError(f"UDP receive failed: {exc}") from exc
-            if source[0] != self._peer_ip:
-                self.foreign_datagrams += 1
-                log.debug("ignored a datagram from %s", source[0])
+            if not self._from_gateway(source):
                 continue
             self.bytes_received += len(data)
             if log.isEnabledFor(logging.DEBUG):
@@ -140,7 +170,11 @@ class UdpTransport(_UdpConfig, Transport):
 
     def as_async(self) -> AsyncUdpTransport:
         return AsyncUdpTransport(
-            self.host, self.port, reply_port=self.reply_port, bind_host=self.bind_host
+            self.host,
+            self.port,
+            reply_port=self.reply_port,
+            bind_host=self.bind_host,
+            answer_port=self.answer_port,
         )
 
 
@@ -158,16 +192,7 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 class AsyncUdpTransport(_UdpConfig, AsyncTransport):
     """asyncio twin of ``UdpTransport``."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_UDP_PORT,
-        *,
-        reply_port: int = DEFAULT_UDP_REPLY_PORT,
-        bind_host: str = "",
-    ) -> None:
-        super().__init__(host, port, reply_port=reply_port, bind_host=bind_host)
-        self._transport: asyncio.DatagramTransport | None = None
+    _transport: asyncio.DatagramTransport | None = None
 
     @property
     def is_open(self) -> bool:
@@ -184,9 +209,8 @@ class AsyncUdpTransport(_UdpConfig, AsyncTransport):
         if self._transport is not None:
             return
         self._reset_buffer()
-        self._peer_ip = _resolve_ip(self.host)
+        family = self._resolve_peer()
         loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in self._peer_ip else socket.AF_INET
         try:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: _DatagramProtocol(self),
@@ -197,16 +221,14 @@ class AsyncUdpTransport(_UdpConfig, AsyncTransport):
                 family=family,
             )
         except OSError as exc:
-            raise LinkError(f"cannot receive UDP answers on port {self.reply_port}: {exc}") from exc
+            raise self._bind_failed(exc) from exc
         self._transport = transport
         self.reply_port = transport.get_extra_info("sockname")[1]
         self.opens += 1
 
     def _datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        if addr[0] != self._peer_ip:
-            self.foreign_datagrams += 1
-            return
-        self._feed(data)
+        if self._from_gateway(addr):
+            self._feed(data)
 
     async def reconnect(self, timeout: float | None = None) -> None:
         await self.open(timeout)

@@ -4,6 +4,7 @@ serial:///dev/ttyUSB0?baud=115200   (also any pyserial URL: rfc2217://, socket:/
 tcp://192.168.1.10:4001             we connect to a Moxa in TCP server mode
 listen://0.0.0.0:4001?allow=192.168.1.10   the Moxa connects to us (TCP client mode)
 udp://192.168.1.10:4002?reply_port=4001    requests to the gateway, answers on our port
+udp://192.168.1.10:4002?answer_port=any     ... accepted from any port of the gateway's host
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .base import AsyncTransport, Transport
 from .serial_port import SerialTransport
 from .tcp_client import DEFAULT_TCP_PORT, TcpClientTransport
 from .tcp_listen import TcpServerTransport
-from .udp import DEFAULT_UDP_PORT, DEFAULT_UDP_REPLY_PORT, UdpTransport
+from .udp import DEFAULT_UDP_PORT, DEFAULT_UDP_REPLY_PORT, UdpTransport, parse_answer_port
 
 
 def split_host_port(text: str) -> tuple[str, str]:
@@ -53,11 +54,18 @@ def open_transport(url: str) -> Transport:
 
     ``serial:///dev/ttyUSB0?baud=115200``, ``/dev/ttyUSB0``, ``rfc2217://host:port``,
     ``socket://host:port`` and other pyserial URLs, ``tcp://HOST:PORT``,
-    ``listen://[HOST]:PORT?allow=IP,IP``, ``udp://HOST[:PORT]?reply_port=N&bind=IP``.
+    ``listen://[HOST]:PORT?allow=IP,IP``,
+    ``udp://HOST[:PORT]?reply_port=N&bind=IP&answer_port=any|N``.
+    Every part is checked first with the rules of the CLI and the TOML file
+    (``logger.config.check_link_url``): a ConfigError (a ValueError) names the mistake.
     """
     text = url.strip()
     if not text:
         raise ValueError("empty transport URL")
+    # Imported here: xcomlog.logger imports this package (no cycle at import time).
+    from ..logger.config import check_link_url
+
+    check_link_url(text, "transport URL")
     if "://" not in text:
         return SerialTransport(text)
     parts = urlsplit(text)
@@ -91,7 +99,13 @@ def open_transport(url: str) -> Transport:
         if not host:
             raise ValueError(f"{url}: udp:// needs the gateway's host")
         reply = int(query.get("reply_port", DEFAULT_UDP_REPLY_PORT))
-        return UdpTransport(host, port, reply_port=reply, bind_host=query.get("bind", ""))
+        return UdpTransport(
+            host,
+            port,
+            reply_port=reply,
+            bind_host=query.get("bind", ""),
+            answer_port=parse_answer_port(query.get("answer_port")),
+        )
     # Any other scheme is a pyserial URL handler (rfc2217://, socket://, loop://, spy://...).
     return SerialTransport(text)
 

@@ -210,6 +210,7 @@ class LoggerConfig:
     journal: Path | None = None  # local journal/working folder when publishing (fleets)
     layout: str = "home"  # "home" (site=/date= folders) or "fleet" (storage/fleet_layout.py)
     writer_id: str | None = None  # name of this writer in a shared dataset's file names
+    mqtt: Any = None  # MQTT: xcomlog.mqtt.MqttSettings or None (the [mqtt] table)
 
 
 # --- parsing helpers ----------------------------------------------------------------------
@@ -315,6 +316,8 @@ def check_link_url(url: str, where: str = "link") -> str:
     elif scheme == "tcp":
         raise ConfigError(f"{where}: {url!r} needs a port (tcp://HOST:PORT)")
     _query_int(query, "reply_port", where, 1, 65535)
+    if query.get("answer_port", "any") != "any":  # UDP: the port answers come from
+        _query_int(query, "answer_port", where, 1, 65535)
     for i, allowed in enumerate(filter(None, query.get("allow", "").split(","))):
         check_host(allowed, f"{where} allow[{i}]")
     if "bind" in query and query["bind"]:
@@ -480,6 +483,7 @@ _TOP_KEYS = {
     "journal",
     "layout",
     "writer_id",
+    "mqtt",  # MQTT
 }
 _DEFAULT_KEYS = _SITE_KEYS - {"name", "link", "group", "groups"}
 
@@ -516,12 +520,13 @@ def parse_group(table: Mapping, where: str) -> GroupConfig:
 
 
 def _parse_polite(value: object, where: str):
-    """The client's polite mode: ``{ quiet = "23:50-00:20", duty_cycle = 0.5, tz = "Europe/Zurich" }``."""
+    """The client's polite mode: ``{ quiet = "23:50-00:20", duty_cycle = 0.5, tz = "Europe/Zurich" }``
+    (or ``clock = "installation"`` instead of ``tz``: windows on the installation's clock)."""
     if value in (None, False):
         return None
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: expected a table with quiet, duty_cycle and/or tz")
-    _check_keys(value, {"quiet", "duty_cycle", "tz"}, where)
+    _check_keys(value, {"quiet", "duty_cycle", "tz", "clock"}, where)
     from ..engine import PolitePolicy
 
     quiet = value.get("quiet", ())
@@ -533,8 +538,9 @@ def _parse_polite(value: object, where: str):
     if isinstance(duty, bool) or not isinstance(duty, (int, float)):
         raise ConfigError(f"{where}.duty_cycle: expected a number in (0, 1]")
     tz = value.get("tz")
+    clock = value.get("clock", "local")  # "installation": the RCC clock {5002}
     try:
-        return PolitePolicy.parse(list(quiet), duty_cycle=float(duty), tz=tz)
+        return PolitePolicy.parse(list(quiet), duty_cycle=float(duty), tz=tz, clock=clock)
     except (ValueError, KeyError) as exc:  # bad window, duty cycle or unknown zone
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -700,6 +706,13 @@ def config_from_dict(
             maximum=MAX_PUBLISH_INTERVAL_S,
             positive=True,
         )
+        mqtt = None  # MQTT: the optional [mqtt] table
+        if data.get("mqtt") is not None:
+            from ..mqtt.settings import settings_from_dict
+
+            if not isinstance(data["mqtt"], Mapping):
+                raise ConfigError(f"{where}: [mqtt] must be a table")
+            mqtt = settings_from_dict(data["mqtt"], f"{where}: mqtt")
     except ConfigError:
         raise
     return LoggerConfig(
@@ -712,6 +725,7 @@ def config_from_dict(
         journal=journal,
         layout=layout,
         writer_id=writer_id,
+        mqtt=mqtt,
     )
 
 

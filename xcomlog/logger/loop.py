@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import codec
-from ..engine import DAMAGED, ERROR, OK, Outcome, Request, Session, run_async
+from ..engine import (
+    DAMAGED,
+    ERROR,
+    OK,
+    Outcome,
+    Request,
+    Session,
+    describe_error,
+    run_async,
+)
+from ..engine.requests import is_short_frame
 from ..exceptions import ConfigError, LinkError, StorageError, XcomError
 from ..protocol import (
     ADDRESS_GATEWAY,
@@ -47,6 +57,8 @@ from ..protocol import (
 from .burst import Burst
 from .columns import Cycle, decode_multi, map_items, single_value
 from .config import STATUS_POINTS, DeviceSpec, LoggerConfig, SiteConfig
+from .device_identity import device_columns, identify_site
+from .param_writes import WriteQueue
 from .plan import INFO, MESSAGE, MULTI, PARAM, PlannedRead, SitePlan, compile_plan
 from .scheduling import GroupState, missed_from, next_tick
 
@@ -56,6 +68,8 @@ log = logging.getLogger("xcomlog.logger")
 MESSAGES_PER_ROUND = 16
 #: Decode and queue a long cycle's answers at least every this many frames.
 BATCH_FRAMES = 64
+#: Seconds a site may take to end by itself after a stop before its work is cancelled.
+STOP_GRACE_S = 0.5
 
 
 def now_ms() -> int:
@@ -108,6 +122,10 @@ class SiteLogger:
         self.plan: SitePlan | None = None
         #: The protocol engine of this site's link (framing, matching, retries).
         self.engine = Session.for_logger(src=site.src, timeout=site.timeout, retries=site.retries)
+        # polite mode is the engine's (quiet windows, duty cycle, the installation clock);
+        # the logger records what it does as events
+        self.engine.polite = site.polite
+        self.engine.on_installation_clock = self._installation_clock
         self._failing: dict[Request, tuple[int, int]] = {}  # request -> (since ms, failures)
         self._restart_flag: bool | None = None
         self._messages_due = False
@@ -115,6 +133,13 @@ class SiteLogger:
         self._status_keys: list[tuple[int, int]] = []
         self._concat_cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._stop: asyncio.Event | None = None
+        #: Parameter writes asked over MQTT, sent between two poll requests.
+        self.writes = WriteQueue()
+        #: Identify the devices after the scan (model, firmware, serial, system voltage):
+        #: on with MQTT, whose HA devices and writes need them.
+        self.identify = False
+        #: 12, 24 or 48 once the devices are identified (writes are validated for it).
+        self.system_voltage: int | None = None
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -157,23 +182,59 @@ class SiteLogger:
 
         return open_async_transport(self.config.link)
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, waking early when the logger is asked to stop."""
+    async def _sleep(self, seconds: float, *, writes: bool = False) -> None:
+        """Sleep, waking early when the logger is asked to stop (or, with ``writes``, when
+        a parameter write is queued: the poll loop sends it at once)."""
         if seconds <= 0:
             return
         stop = self._stop
         if stop is None:
             await asyncio.sleep(seconds)
             return
+        if not writes:
+            try:
+                await asyncio.wait_for(stop.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass
+            return
+        waiters = [asyncio.ensure_future(stop.wait())]
+        waiters.append(asyncio.ensure_future(self.writes.arrived.wait()))
         try:
-            await asyncio.wait_for(stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     # -- main loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set. Raises StorageError / ConfigError (fatal) only.
+        """Poll until ``stop`` is set; return within about a second of it at any stage.
+
+        Polling notices ``stop`` between requests and ends by itself (its cycles
+        flushed); an open, a scan or an exchange still under way ``STOP_GRACE_S`` after
+        the stop is cancelled (issue 15: a scan of a silent gateway took minutes).
+        Raises StorageError / ConfigError (fatal) only.
+        """
+        work = asyncio.create_task(self._run(stop), name=f"work-{self.config.name}")
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                await asyncio.wait({work}, timeout=STOP_GRACE_S)
+            if not work.done():
+                log.debug("%s: stopping during %s", self.config.name, self.stats.state)
+                work.cancel()
+                await asyncio.wait({work})
+            if not work.cancelled():
+                work.result()  # StorageError / ConfigError
+        finally:
+            stopped.cancel()
+            if not work.done():
+                work.cancel()
+            self.stats.state = "stopped"
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        """The site's work: open, scan, poll; reopen with backoff.
 
         A broken link is reopened after a delay doubling from the first to the largest
         backoff (reset once answers flow again). Only the change from up to down is an
@@ -232,6 +293,9 @@ class SiteLogger:
 
     _answered_since_open = False
     _prepared = False  # plan compiled, labels and devices written
+    _no_multi_info: int | None = None  # the error code the scan's multi-info probe got
+    _single_reads = False  # the fallback to single reads happened (and is an event)
+    _clock_reported: float | None = None  # installation clock offset the last event gave
 
     def check(self) -> None:
         """Compile the plan now when the devices are configured: a wrong datapoint is a
@@ -248,7 +312,11 @@ class SiteLogger:
                 if not devices:
                     raise LinkError("no device answered the scan")
             self.plan = compile_plan(self.config, devices, self.catalog)
+        # MQTT: model, firmware, serial (devices table, HA) and the system voltage for writes
+        identities, self.system_voltage = await identify_site(self, transport, self.plan.devices)
         plan = self.plan
+        if self._no_multi_info is not None:  # the scan's multi-info probe was refused
+            self._use_single_reads(self._no_multi_info)
         self.writer.describe(self.config.name, plan.labels)
         self._prepared = True
         t = now_ms()
@@ -260,6 +328,7 @@ class SiteLogger:
                     "address": d.address,
                     "family": d.family.value,
                     "device": d.name,
+                    **device_columns(identities.get(d.address)),
                     "detail": "configured" if self.config.devices is not None else "scanned",
                 }
                 for d in plan.devices
@@ -285,6 +354,8 @@ class SiteLogger:
             data = outcome.frame[HEADER_SIZE + 10 : -CHECKSUM_SIZE]
             if len(data) >= 4:
                 flags = int.from_bytes(data[:4], "little")
+        elif outcome.kind == ERROR and outcome.code in NO_MULTI_INFO_ERRORS:
+            self._no_multi_info = outcome.code  # an older gateway: the plan reads one by one
         present = {
             Family.XTENDER: flags is None or bool(flags & MultiInfoFlag.XT_PRESENT),
             Family.VARIOTRACK: flags is None or bool(flags & MultiInfoFlag.VT_PRESENT),
@@ -328,20 +399,28 @@ class SiteLogger:
         burst = polite is None or polite.duty_cycle >= 1.0
         try:
             while not stop.is_set():
+                if self.writes:  # asked over MQTT: between two poll requests
+                    await self.writes.send(self, transport)
                 if self._messages_due and self.config.messages:
                     self._messages_due = False
                     await self._read_messages(transport)
                 now = time.time()
                 if polite is not None and polite.quiet:
+                    if polite.clock_due(now):  # at start and hourly (bursts bypass run)
+                        await run_async(transport, self.engine.read_installation_clock())
                     left = polite.quiet_remaining()
                     if left > 0:
                         if now >= quiet_logged_until:
                             quiet_logged_until = now + left
+                            where = (
+                                " (installation clock)" if polite.clock == "installation" else ""
+                            )
                             self.event(
-                                "quiet", f"polite mode: quiet window, polling paused {left:.0f} s"
+                                "quiet",
+                                f"polite mode: quiet window{where}, polling paused {left:.0f} s",
                             )
                         self.stats.state = "quiet"
-                        await self._sleep(min(left, 60.0))
+                        await run_async(transport, self.engine.polite_pause())
                         self.stats.state = "polling"
                         continue
                 for st in states:
@@ -350,7 +429,7 @@ class SiteLogger:
                 active = [st for st in states if st.cycle is not None]
                 if not active:
                     wake = min(st.next_tick for st in states)
-                    await self._sleep(wake - time.time())
+                    await self._sleep(wake - time.time(), writes=True)
                     continue
                 # shortest interval first; a group polled back to back (0) yields to all
                 st = min(active, key=lambda s: s.group.interval or math.inf)
@@ -408,14 +487,8 @@ class SiteLogger:
     async def _run_request(
         self, transport, request: PlannedRead, cycle: Cycle, sent_at: float | None = None
     ) -> None:
-        polite = self.config.polite
-        if polite is not None and polite.duty_cycle < 1.0:
-            started = time.monotonic()
-            outcome = await self._exchange(transport, request)
-            # leave the link free for the portal: silence in proportion to our use
-            await self._sleep(polite.idle_after(time.monotonic() - started))
-        else:
-            outcome = await self._exchange(transport, request, sent_at=sent_at)
+        # in polite mode the engine waits before the exchange (quiet window, duty cycle)
+        outcome = await self._exchange(transport, request, sent_at=sent_at)
         cycle.index += 1
         kind = outcome.kind
         if kind == OK:
@@ -438,28 +511,37 @@ class SiteLogger:
             if request.kind == MULTI and code in NO_MULTI_INFO_ERRORS:
                 self._use_single_reads(code, cycle)
                 return
-            self._fail(request, "device_error", f"{error_name(code)} (0x{code:04X})")
+            detail = f"{error_name(code)} (0x{code:04X})"
+            if is_short_frame(outcome.frame):  # issue 10: say what the short answer said
+                detail = f"{describe_error(request, outcome).partition(': ')[2]}: {detail}"
+            self._fail(request, "device_error", detail)
             return
         if kind == DAMAGED:
             self._fail(request, "bad_frame", "the answer arrived damaged (checksum)")
             return
         self._fail(request, "timeout", f"no answer within {self.config.timeout:g} s")
 
-    def _use_single_reads(self, code: int, cycle: Cycle) -> None:
+    def _use_single_reads(self, code: int, cycle: Cycle | None = None) -> None:
+        """The gateway refused multi-info (firmware before 1.6.74): every group reads its
+        user infos one by one from now on; one ``fallback`` event says so."""
         assert self.plan is not None
-        self.event(
-            "device_error",
-            f"multi-info refused with {error_name(code)}: gateway without the service, "
-            "reading user infos one by one",
-            address=ADDRESS_GATEWAY,
-        )
+        if not self._single_reads:
+            self._single_reads = True
+            self.engine.multi_info_supported = False
+            self.event(
+                "fallback",
+                f"multi-info refused with {error_name(code)}: gateway without the service "
+                "(firmware before 1.6.74), reading user infos one by one",
+                address=ADDRESS_GATEWAY,
+            )
         for group in self.plan.groups:
             group.infos_without_multi()
-        cycle.index = 0  # re-run this cycle with the single reads
-        cycle.multi_buf.clear()
-        cycle.multi_times.clear()
-        cycle.multi_reqs.clear()
         self._concat_cache.clear()
+        if cycle is not None:
+            cycle.index = 0  # re-run this cycle with the single reads
+            cycle.multi_buf.clear()
+            cycle.multi_times.clear()
+            cycle.multi_reqs.clear()
 
     def _ok(self, request: PlannedRead, t_ms: int) -> None:
         failing = self._failing.pop(request, None)
@@ -697,6 +779,18 @@ class SiteLogger:
             self._answered(outcome.frame[1], notice_messages)
         return outcome
 
+    def _installation_clock(self, offset: float, previous: float | None) -> None:
+        """A reading of the installation clock {5002}: an event at the first one, and
+        when its offset from UTC changed by a minute or more (DST, drift, a reset)."""
+        reported = self._clock_reported
+        if reported is not None and abs(offset - reported) < 60:
+            return
+        self._clock_reported = offset
+        text = f"installation clock is UTC{_utc_offset(offset)}"
+        if reported is not None:
+            text += f" (was UTC{_utc_offset(reported)})"
+        self.event("clock", f"{text}: quiet windows follow it", address=ADDRESS_GATEWAY)
+
     def _answered(self, fflags: int, notice_messages: bool) -> None:
         """Book-keeping for an answer to our request: counters and the frame flags."""
         self._flags(fflags, notice_messages)
@@ -715,6 +809,14 @@ class SiteLogger:
         self._restart_flag = restarted
         if notice_messages and fflags & FLAG_MESSAGE_PENDING:
             self._messages_due = True
+
+
+def _utc_offset(seconds: float) -> str:
+    """``+02:00``, ``-03:30``, ``+00:00:17`` (drift shows its seconds)."""
+    sign = "-" if seconds < 0 else "+"
+    minutes, secs = divmod(int(abs(seconds)), 60)
+    text = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    return f"{text}:{secs:02d}" if secs else text
 
 
 def _describe(request: PlannedRead) -> str:
@@ -771,14 +873,43 @@ class Logger:
                 rotate_interval=config.rotate_interval,
                 publish_interval=config.publish_interval,
             )
+        self.mqtt = None  # MQTT: an MqttBridge fed through the writer
+        if config.mqtt is not None:
+            from ..mqtt import MqttBridge, MqttWriterTee
+
+            self.mqtt = MqttBridge(
+                config.mqtt,
+                catalog=catalog,
+                write=self._mqtt_write,
+                system_voltage=lambda name: self._site(name).system_voltage,
+            )
+            writer = MqttWriterTee(writer, self.mqtt)
         self.writer = writer
         self.sites = [
             SiteLogger(site, writer, catalog, transport_factory=transport_factory)
             for site in config.sites
         ]
+        for site in self.sites:  # MQTT: HA devices and writes need model and system voltage
+            site.identify = self.mqtt is not None
         self.started = time.time()
         self.error: BaseException | None = None
         self.failed: dict[str, BaseException] = {}
+
+    def _site(self, name: str) -> SiteLogger:
+        return next(s for s in self.sites if s.config.name == name)
+
+    async def _mqtt_write(self, site: str, address: int, number: int, value, flash: bool) -> None:
+        """MQTT: a validated write goes out on that site's link, between poll requests."""
+        from .param_writes import write_request
+
+        logger = self._site(site)
+        devices = logger.plan.devices if logger.plan is not None else ()
+        family = next((d.family for d in devices if d.address == address), None)
+        catalog = logger.catalog
+        dp = catalog.get(number, family) if family else catalog.at(number, address)
+        request = write_request(dp, value, address=address, src=logger.config.src, flash=flash)
+        cfg = logger.config
+        await logger.writes.write(request, limit=2 * cfg.timeout * (1 + cfg.retries) + 10.0)
 
     def totals(self) -> dict[str, float]:
         """Sums of the site counters, plus the run time."""
@@ -814,10 +945,15 @@ class Logger:
         self.failed: dict[str, BaseException] = {}
         for site in self.sites:
             site.event("start", f"xcomlog logger, site link {site.config.link}")
+        if self.mqtt is not None:  # MQTT: bad credentials or TLS stop us before polling
+            await self.mqtt.check()
         tasks = [
             asyncio.create_task(self._guard(site, stop), name=f"site-{site.config.name}")
             for site in self.sites
         ]
+        mqtt_task, mqtt_stop = None, asyncio.Event()  # MQTT: stops after the sites' last rows
+        if self.mqtt is not None:
+            mqtt_task = asyncio.create_task(self.mqtt.run(mqtt_stop), name="mqtt")
         timer = None
         if duration is not None:
             timer = asyncio.get_running_loop().call_later(duration, stop.set)
@@ -831,6 +967,9 @@ class Logger:
             for task in tasks:
                 if not task.done():
                     task.cancel()
+            if mqtt_task is not None:  # MQTT: publishes the last rows, says offline, disconnects
+                mqtt_stop.set()
+                await mqtt_task
             for site in self.sites:
                 try:
                     site.event(

@@ -32,7 +32,8 @@ class FaultConfig:
     leading_ff         probability that a 0xFF byte precedes a response
     foreign_frames     probability that a frame meant for another client precedes a response
     busy               probability of a SCOM_ERROR_GATEWAY_BUSY answer instead of the real one
-    restart_every_s    period of gateway restarts (restarted flag set, the response lost)
+    restart_every_s    period of gateway restarts (restarted flag set, the response lost),
+                       counted from the first request served
     disconnect_every_s period after which the link closes (TCP) or goes silent (pty, UDP)
     disconnect_s       how long the link stays down
     """
@@ -103,6 +104,10 @@ class FaultInjector:
         self.config = config or FaultConfig()
         self.rng = random.Random(seed)
         self.started = self.clock()
+        #: When the first request was served: restart periods count from there (a real
+        #: gateway's uptime is unrelated to when a simulator object was built, and a client
+        #: must see at least one period of normal answers whatever its start-up delay).
+        self.first_request: float | None = None
         self._last_restart = 0
         self.counts: dict[str, int] = {}
 
@@ -113,11 +118,17 @@ class FaultInjector:
         return self.clock() - self.started
 
     def restart_due(self) -> bool:
-        """True once per ``restart_every_s`` period: the gateway has just restarted."""
+        """True once per ``restart_every_s`` period: the gateway has just restarted.
+
+        Called for every request served; periods count from the first one.
+        """
         period = self.config.restart_every_s
         if not period:
             return False
-        n = int(self.elapsed() // period)
+        now = self.clock()
+        if self.first_request is None:
+            self.first_request = now
+        n = int((now - self.first_request) // period)
         if n > self._last_restart:
             self._last_restart = n
             self._count("restart")

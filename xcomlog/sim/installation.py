@@ -29,6 +29,7 @@ from ..protocol import (
     ADDRESS_GATEWAY,
     MULTI_INFO_MIN_GATEWAY_VERSION,
     Family,
+    guid_to_bytes,
     vs,
     vt,
     xt,
@@ -313,9 +314,13 @@ class Installation:
         return tuple(out)
 
     def guid_bytes(self) -> bytes:
-        """The 16 GUID bytes: the configured one, else derived from the site name."""
+        """The 16 GUID bytes: the configured one, else derived from the site name.
+
+        A configured ``guid`` is the text a client shows: it goes on the wire as one
+        128-bit little-endian integer (section 6.1.4, ``protocol.guid_to_bytes``).
+        """
         if self.guid is not None:
-            return bytes.fromhex(self.guid.replace("-", ""))
+            return guid_to_bytes(self.guid)
         a = zlib.crc32(self.site.encode())
         words = [zlib.crc32(bytes([i]), a) for i in range(4)]
         return b"".join(w.to_bytes(4, "little") for w in words)
