@@ -185,7 +185,13 @@ class SlowTransport(SimTransport):
 def test_missed_intervals_are_events(tmp_path):
     sim = Simulator(seed=4)
     cfg = config(tmp_path, [{"name": "all", "interval": 0.1, "points": ["all-infos"]}])
-    logger = run_logger(cfg, sim, duration=0.7, transport=SlowTransport(sim))
+    logger = run_logger(
+        cfg,
+        sim,
+        duration=20,
+        transport=SlowTransport(sim),
+        until=lambda lg: lg.sites[0].stats.missed >= 2,
+    )
     events = read_table(tmp_path, "events")
     missed = events[events["kind"] == "missed"]
     stats = logger.sites[0].stats

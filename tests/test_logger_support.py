@@ -252,16 +252,39 @@ def read_table(out: Path, table: str, *, via_xcomlog: bool = False):
     return df.sort_values("time", kind="stable").reset_index(drop=True)
 
 
-def run_logger(cfg, sim=None, *, duration: float, transport=None, writer=None):
-    """Run a Logger over an in-process SimTransport for ``duration`` seconds; close it."""
+def run_logger(cfg, sim=None, *, duration: float, transport=None, writer=None, until=None):
+    """Run a Logger over an in-process SimTransport for ``duration`` seconds; close it.
+
+    With ``until`` (a predicate on the logger), stop as soon as it holds, ``duration``
+    being then only the limit: a test that waits for an event does not depend on how
+    fast a loaded machine runs.
+    """
     from xcomlog.dataset import DatasetWriter
     from xcomlog.logger.loop import Logger
 
     writer = writer or DatasetWriter(cfg.out, flush_interval=cfg.flush_interval)
     transport = transport or SimTransport(sim)
     logger = Logger(cfg, writer=writer, transport_factory=lambda url: transport)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        if until is None:
+            await logger.run(stop, duration=duration)
+            return
+
+        async def watch() -> None:
+            while not stop.is_set() and not until(logger):
+                await asyncio.sleep(0.02)
+            stop.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await logger.run(stop, duration=duration)
+        finally:
+            watcher.cancel()
+
     try:
-        asyncio.run(logger.run(duration=duration))
+        asyncio.run(main())
     finally:
         writer.close()
     return logger
