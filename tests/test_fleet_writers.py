@@ -1,8 +1,11 @@
 # ruff: noqa: F811 - pytest fixtures imported from fleet_fixtures
 """Several writers, one dataset on a real S3 API server: two logger processes, each owning
 its own site, one killed with SIGKILL and restarted; afterwards every value each simulator
-served is in the dataset exactly once, except what the killed writer had not journalled
-yet (at most its last flush interval, bounded here from the simulator's own record)."""
+served is in the dataset exactly once, with its value and time, matched one to one against
+the simulator's own record. The only exception is the killed writer's unjournalled tail:
+values served just before SIGKILL that it held in memory (at most its last flush interval
+and the answers in flight). Those are a contiguous tail before the kill, never a hole in
+the middle nor a double, and the restarted writer loses nothing."""
 
 from __future__ import annotations
 
@@ -13,11 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fleet_fixtures import s3_bucket, s3_server  # noqa: F401 - fixtures
-from test_logger_support import Recorder
+from test_logger_support import Recorder, served_values
 
 import xcomlog
+from xcomlog.catalog import load_catalog
 from xcomlog.protocol import ObjectType
 from xcomlog.sim import Simulator
 
@@ -112,19 +117,52 @@ def test_two_writers_one_killed_every_value_once(s3_server, s3_bucket, tmp_path)
     ).to_table()
     assert plain.num_rows == len(df)
 
-    stored = {site: int((df["site"] == site).sum()) for site in ("north", "south")}
-    assert stored["south"] == len(answered(recs["south"]))  # never killed: every value
-    served_north = answered(recs["north"])
-    # the killed writer lost at most what it had not journalled (its last flush interval,
-    # and the answers in flight): bounded by what the simulator served in the last second
-    at_risk = sum(1 for s in served_north if s.t_out >= killed_ms - 1000 and s.t_in <= killed_ms)
-    assert len(served_north) - at_risk <= stored["north"] <= len(served_north)
+    catalog = load_catalog()
+    for site in ("north", "south"):
+        assert len(answered(recs[site])) == len(polled(recs[site], catalog))
+    # never killed: every value the simulator served, once, with its value and time
+    assert_same_values(df[df["site"] == "south"], polled(recs["south"], catalog))
+    # killed and restarted: every value served after the restart, once...
+    north = df[df["site"] == "north"]
+    served = polled(recs["north"], catalog)
+    after = served[:, 0] > killed_ms
+    stored_ms = ms(north["time"])
+    assert_same_values(north[stored_ms > killed_ms], served[after])
+    # ...and before the kill, the values served up to the last journalled one, in order:
+    # the loss is only the tail the killed writer had not journalled yet (its last flush
+    # interval and the answers in flight), bounded by what was served in the last second
+    before = north[stored_ms <= killed_ms]
+    served_before = served[~after]
+    assert_same_values(before, served_before[: len(before)])
+    lost = served_before[len(before) :]
+    assert np.all(lost[:, 0] >= killed_ms - 1000), f"{len(lost)} values lost"
     names = {f.rsplit("/", 1)[1] for f in plain_files(s3_server, s3_bucket)}
     # <kind>-<writer id>-<file id>.parquet
     writers = {
         n.split("-", 1)[1].rsplit("-", 1)[0] for n in names if n.startswith(("live-", "day-"))
     }
     assert len(writers) == 2  # each writer's id in its file names
+
+
+def polled(rec: Recorder, catalog) -> np.ndarray:
+    """(t_out, next t_in, address, number, value) of every answer to the logger's polls."""
+    rows = served_values(rec.snapshot(), catalog)
+    return rows[rows[:, 3] == 3000]
+
+
+def ms(series) -> np.ndarray:
+    return series.dt.tz_convert("UTC").astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+
+
+def assert_same_values(df, served: np.ndarray) -> None:
+    """The rows are the served values one to one: same address, value, and a time between
+    the answer leaving the simulator and the next request arriving."""
+    assert len(df) == len(served)
+    df = df.sort_values("time")
+    t = ms(df["time"])
+    np.testing.assert_array_equal(df["address"].to_numpy(np.int64), served[:, 2].astype(np.int64))
+    np.testing.assert_array_equal(df["value"].to_numpy(np.float32), served[:, 4].astype(np.float32))
+    assert np.all(t >= served[:, 0]) and np.all(t <= served[:, 1])
 
 
 def plain_files(server, bucket: str) -> list[str]:
