@@ -580,6 +580,7 @@ def _spark_queries(home: Path, fleet: Path, month_site: str, day_all: str) -> li
         SparkSession.builder.master("local[2]")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")  # no progress bars in the table
         .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()
     )
