@@ -104,13 +104,16 @@ def _run(cfg, seconds: float, sampler=None, steady: Steady | None = None):
 
 
 def _response_times(out: Path):
-    """Arrival times (ms) of every logged value, and how many values."""
+    """Arrival times (ms since 1970) of every logged value, whatever unit the dataset
+    stores times in (microseconds since the storage change)."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     table = ds.dataset(out / "values", format="parquet", partitioning="hive").to_table(
         columns=["time"]
     )
-    return table.column("time").cast("int64").to_numpy()
+    ms = table.column("time").cast(pa.timestamp("ms", tz="UTC"), safe=False)
+    return ms.cast(pa.int64()).to_numpy()
 
 
 # --- 1. wire efficiency ---------------------------------------------------------------------

@@ -112,7 +112,13 @@ def test_the_logger_records_the_short_answer_and_goes_on(tmp_path):
         messages=False,
         devices=["xt1", "bsp"],
     )
-    logger = run_logger(cfg, sim, duration=0.8, transport=ShortRefusal(sim))
+    logger = run_logger(
+        cfg,
+        sim,
+        duration=20,
+        transport=ShortRefusal(sim),
+        until=lambda lg: lg.sites[0].stats.device_errors >= 2,
+    )
     events = read_table(tmp_path, "events")
     errors = events[events["kind"] == "device_error"]
     assert len(errors) == 1  # repeated refusals only count

@@ -228,7 +228,7 @@ def test_messages_are_read_with_their_text(tmp_path):
     for k in range(3):  # three new ones: all read, newest first, none twice
         sim.add_message(number + k, 102, timestamp=1_700_000_000 + k)
     cfg = config(tmp_path, [{"name": "e", "interval": 0.2, "points": ["essential"]}])
-    logger = run_logger(cfg, sim, duration=0.8)
+    logger = run_logger(cfg, sim, duration=20, until=lambda lg: lg.sites[0].stats.messages >= 3)
     messages = read_table(tmp_path, "messages")
     for k in range(3):
         hit = messages[(messages["number"] == number + k) & (messages["address"] == 102)]
@@ -278,7 +278,13 @@ def test_link_drops_reconnect_and_are_events(tmp_path, link):
     make, points = LINKS[link]
     transport = make(sim, fail_every=40)
     cfg = config(tmp_path, [{"name": "e", "interval": 0, "points": [points]}], messages=False)
-    logger = run_logger(cfg, sim, duration=0.6, transport=transport)
+    logger = run_logger(
+        cfg,
+        sim,
+        duration=20,
+        transport=transport,
+        until=lambda lg: lg.sites[0].stats.link_drops >= 2 and transport.opens >= 3,
+    )
     check_burst_use(link, transport)
     assert transport.opens >= 3
     events = read_table(tmp_path, "events")
@@ -292,7 +298,7 @@ def test_restart_flag_is_an_event(tmp_path):
     cfg = config(
         tmp_path, [{"name": "e", "interval": 0.05, "points": ["essential"]}], messages=False
     )
-    run_logger(cfg, sim, duration=0.7)
+    run_logger(cfg, sim, duration=20, until=lambda lg: lg.sites[0]._restart_flag is True)
     events = read_table(tmp_path, "events")
     assert events["detail"].str.contains("gateway restarted").any()
 
@@ -302,7 +308,7 @@ def test_devices_are_discovered(tmp_path):
     cfg = config(
         tmp_path, [{"name": "e", "interval": 0.2, "points": ["essential"]}], devices="auto"
     )
-    logger = run_logger(cfg, sim, duration=0.8)
+    logger = run_logger(cfg, sim, duration=20, until=lambda lg: lg.sites[0].stats.values > 0)
     plan = logger.sites[0].plan
     assert [d.name for d in plan.devices] == ["xt1", "xt2", "vt1", "vs1", "vs2", "bsp"]
     devices = read_table(tmp_path, "devices")

@@ -165,7 +165,7 @@ def test_a_window_in_utc_is_not_quiet_on_an_installation_clock(tmp_path):
         devices=DEVICES,
         messages=False,
     )
-    run_logger(cfg, sim, duration=0.6)
+    run_logger(cfg, sim, duration=20, until=lambda lg: lg.sites[0].stats.frames > 4)
     numbers = _recorded_numbers(rec)
     assert numbers[0] == PARAM_DATE and len(numbers) > 3  # polled: UTC is not its clock
     events = read_table(tmp_path, "events")
