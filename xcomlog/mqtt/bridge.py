@@ -101,7 +101,19 @@ class _Site:
     planned: bool = False  # datapoints() called: stale configs can be removed
     foreign_configs: set[str] = field(default_factory=set)
     stale_index: bool = False  # slots added since the key index was built
+    layouts: dict[bytes, tuple[np.ndarray, list[int]]] = field(default_factory=dict)
     task: asyncio.Task | None = None
+
+
+#: Frame layouts (key sequences) remembered per site; single reads make one each.
+LAYOUT_CACHE = 4096
+
+
+def _column(x, dtype, n: int) -> np.ndarray:
+    """``x`` as an array of ``n`` items: a scalar (one time for a frame) is broadcast.
+    ``np.broadcast_to`` costs microseconds a call, so arrays skip it."""
+    arr = np.asarray(x, dtype=dtype)
+    return arr if arr.shape == (n,) else np.broadcast_to(arr, (n,))
 
 
 class MqttBridge:
@@ -444,19 +456,10 @@ class MqttBridge:
         site.slot_device = np.array(site.slot_device_list, dtype=np.int64)
         site.stale_index = False
 
-    def values(self, site_name: str, time_ms, addresses, numbers, values) -> None:
-        """A batch of logged values (numpy columns or scalars broadcast). Publishes those
-        whose interval is over or that moved past the dead band; marks their devices seen."""
-        site = self.sites.get(site_name) or self._site(site_name)
-        v = np.asarray(values, dtype=np.float32).reshape(-1)
-        n = len(v)
-        if n == 0:
-            return
-        a = np.broadcast_to(np.asarray(addresses, dtype=np.uint32), (n,))
-        k = (a << 16) | np.broadcast_to(np.asarray(numbers, dtype=np.uint32), (n,))
-        t = np.broadcast_to(np.asarray(time_ms, dtype=np.int64), (n,))
-        if site.stale_index:
-            self._index(site)
+    def _layout(self, site: _Site, k: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """The slots of a batch's keys (address << 16 | number) and the devices they
+        belong to, kept per key sequence: a site's frames carry the same items every
+        cycle, so the lookup is done once per frame layout, not once per frame."""
         keys = site.keys
         pos = np.searchsorted(keys, k)
         hit = pos < len(keys)
@@ -465,10 +468,32 @@ class MqttBridge:
             for key in np.unique(k[~hit]).tolist():
                 self._slot(site, key >> 16, key & 0xFFFF)
             self._index(site)
-            keys = site.keys
-            pos = np.searchsorted(keys, k)
-        slots = site.order[pos]
-        self._seen_devices(site, site.slot_device[slots], t)
+            pos = np.searchsorted(site.keys, k)
+        slots = site.order[pos]  # slot numbers never change once given
+        layout = (slots, np.unique(site.slot_device[slots]).tolist())
+        if len(site.layouts) >= LAYOUT_CACHE:
+            site.layouts.clear()
+        site.layouts[k.tobytes()] = layout
+        return layout
+
+    def values(self, site_name: str, time_ms, addresses, numbers, values) -> None:
+        """A batch of logged values (numpy columns or scalars broadcast). Publishes those
+        whose interval is over or that moved past the dead band; marks their devices seen."""
+        site = self.sites.get(site_name) or self._site(site_name)
+        v = np.asarray(values, dtype=np.float32).reshape(-1)
+        n = len(v)
+        if n == 0:
+            return
+        a = _column(addresses, np.uint32, n)
+        k = (a << 16) | _column(numbers, np.uint32, n)
+        t = _column(time_ms, np.int64, n)
+        if site.stale_index:
+            self._index(site)
+        layout = site.layouts.get(k.tobytes())
+        if layout is None:
+            layout = self._layout(site, k)
+        slots, devices = layout
+        self._seen_devices(site, devices, t)
         finite = np.isfinite(v)
         last_v = site.last_v[slots]
         moved = np.abs(v - last_v)
@@ -515,9 +540,9 @@ class MqttBridge:
 
     # -- availability ---------------------------------------------------------------------
 
-    def _seen_devices(self, site: _Site, device_idx: np.ndarray, t: np.ndarray) -> None:
+    def _seen_devices(self, site: _Site, devices: list[int], t: np.ndarray) -> None:
         newest = int(t.max())
-        for i in np.unique(device_idx).tolist():
+        for i in devices:
             dev = site.devices[site.device_index[i]]
             if dev.last_ms and newest > dev.last_ms:
                 gap = newest - dev.last_ms
