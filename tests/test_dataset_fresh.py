@@ -41,12 +41,19 @@ PLAIN_READERS = textwrap.dedent(
     out = sys.argv[1]
     df = pd.read_parquet(out + "/values")
     con = duckdb.connect()
-    n, newest, dups = con.execute(
-        "select count(*), epoch_ms(max(time)), "
-        "count(*) - count(distinct (time, address, number, site)) "
-        "from read_parquet(?, hive_partitioning = true)",
-        [out + "/values/**/*.parquet"],
-    ).fetchone()
+    try:
+        n, newest, dups = con.execute(
+            "select count(*), epoch_ms(max(time)), "
+            "count(*) - count(distinct (time, address, number, site)) "
+            "from read_parquet(?, hive_partitioning = true)",
+            [out + "/values/**/*.parquet"],
+        ).fetchone()
+    except duckdb.Error as exc:
+        # A publish replaced a live file (os.replace, atomic) while DuckDB read it: once
+        # in CI, DuckDB 2.0 said "TProtocolException: Invalid data". Reported as a move:
+        # the caller asks again. Where nothing is written (after the kill) it fails.
+        print(json.dumps({"moved": True, "error": str(exc)}))
+        sys.exit(0)
     # a publish between the two reads moves the dataset: said, so the caller asks again
     moved = len(pd.read_parquet(out + "/values")) != len(df)
     print(json.dumps({
@@ -135,7 +142,7 @@ def test_running_logger_is_fresh_for_every_reader_and_survives_sigkill(tmp_path)
                 time.sleep(publish)
                 asked = time.time() * 1000
                 seen = plain_readers(out) if (out / "values").is_dir() else None
-                if seen and seen["pandas_rows"] and not seen["moved"]:
+                if seen and not seen["moved"] and seen["pandas_rows"]:
                     assert seen["pandas_rows"] == seen["duckdb_rows"]
                     assert seen["pandas_dups"] == seen["duckdb_dups"] == 0
                     ages.append(asked - seen["duckdb_newest_ms"])
@@ -161,6 +168,7 @@ def test_running_logger_is_fresh_for_every_reader_and_survives_sigkill(tmp_path)
     assert not keys(before).duplicated().any()
     assert killed - before["time"].max().value / 1e6 <= flush * 1000 + slack
     plain = plain_readers(out)
+    assert "error" not in plain, plain  # nothing is written now: no reader may fail
     assert plain["duckdb_dups"] == 0 and 0 < plain["duckdb_rows"] <= len(before)
     # the next start recovers the same rows into Parquet: nothing lost, nothing twice
     recovered = DatasetWriter.recover(out)
@@ -168,5 +176,6 @@ def test_running_logger_is_fresh_for_every_reader_and_survives_sigkill(tmp_path)
     after = xcomlog.read(out, site="home", wide=False)
     assert len(after) == len(before) and not keys(after).duplicated().any()
     plain = plain_readers(out)
+    assert "error" not in plain, plain
     assert plain["duckdb_rows"] == plain["pandas_rows"] == len(before)
     assert plain["duckdb_dups"] == plain["pandas_dups"] == 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -54,11 +56,17 @@ def run_notebook(cwd: Path, monkeypatch, dataset: Path | None, site: str | None 
         monkeypatch.setenv("XCOMLOG_SITE", site)
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the inline backend draws the PNGs
     monkeypatch.chdir(cwd)
-    km = KernelManager(kernel_name="python3", transport="ipc")  # no TCP port at all
+    # no TCP port at all; the IPC sockets go to a temporary folder, not the working one
+    # (the notebook runs from the repository root and examples/ too)
+    sockets = Path(tempfile.mkdtemp(prefix="xcomlog-kernel-"))
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "kernel-ipc"))
     client = nbclient.NotebookClient(
         nb, km=km, timeout=120, resources={"metadata": {"path": str(cwd)}}
     )
-    client.execute()  # raises CellExecutionError naming the failing cell
+    try:
+        client.execute()  # raises CellExecutionError naming the failing cell
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
