@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fleet_fixtures import s3_bucket, s3_server  # noqa: F401 - fixtures
+from test_logger import ms
 from test_logger_support import Recorder, served_values
 
 import xcomlog
@@ -148,10 +149,6 @@ def polled(rec: Recorder, catalog) -> np.ndarray:
     """(t_out, next t_in, address, number, value) of every answer to the logger's polls."""
     rows = served_values(rec.snapshot(), catalog)
     return rows[rows[:, 3] == 3000]
-
-
-def ms(series) -> np.ndarray:
-    return series.dt.tz_convert("UTC").astype("datetime64[ms, UTC]").astype("int64").to_numpy()
 
 
 def assert_same_values(df, served: np.ndarray) -> None:

@@ -456,7 +456,7 @@ class MqttBridge:
         site.slot_device = np.array(site.slot_device_list, dtype=np.int64)
         site.stale_index = False
 
-    def _layout(self, site: _Site, k: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    def _layout(self, site: _Site, k: np.ndarray, key: bytes) -> tuple[np.ndarray, list[int]]:
         """The slots of a batch's keys (address << 16 | number) and the devices they
         belong to, kept per key sequence: a site's frames carry the same items every
         cycle, so the lookup is done once per frame layout, not once per frame."""
@@ -465,15 +465,15 @@ class MqttBridge:
         hit = pos < len(keys)
         hit[hit] = keys[pos[hit]] == k[hit]
         if not hit.all():
-            for key in np.unique(k[~hit]).tolist():
-                self._slot(site, key >> 16, key & 0xFFFF)
+            for new in np.unique(k[~hit]).tolist():
+                self._slot(site, new >> 16, new & 0xFFFF)
             self._index(site)
             pos = np.searchsorted(site.keys, k)
         slots = site.order[pos]  # slot numbers never change once given
         layout = (slots, np.unique(site.slot_device[slots]).tolist())
         if len(site.layouts) >= LAYOUT_CACHE:
             site.layouts.clear()
-        site.layouts[k.tobytes()] = layout
+        site.layouts[key] = layout
         return layout
 
     def values(self, site_name: str, time_ms, addresses, numbers, values) -> None:
@@ -489,9 +489,10 @@ class MqttBridge:
         t = _column(time_ms, np.int64, n)
         if site.stale_index:
             self._index(site)
-        layout = site.layouts.get(k.tobytes())
+        key = k.tobytes()
+        layout = site.layouts.get(key)
         if layout is None:
-            layout = self._layout(site, k)
+            layout = self._layout(site, k, key)
         slots, devices = layout
         self._seen_devices(site, devices, t)
         finite = np.isfinite(v)
